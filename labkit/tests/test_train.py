@@ -1,0 +1,252 @@
+"""Tests of the training loop: config validation, Algorithm 1's phases, exact resume, ensembles,
+divergence handling and the paper-level claims on the 8-Gaussian ring."""
+
+import dataclasses
+import json
+import math
+
+import pytest
+import torch
+
+from labkit import checkpoint
+from labkit.train import (
+    DivergenceError,
+    TrainConfig,
+    Trainer,
+    critic_steps,
+    member_seeds,
+)
+
+# Small, fast settings shared by the loop tests (not the paper's: those are TrainConfig()).
+TINY = dict(hidden=16, depth=2, batch_size=32, eval_every=5, eval_samples=200)
+
+
+def tiny(**kwargs) -> TrainConfig:
+    return TrainConfig(**{**TINY, **kwargs})
+
+
+def params(module):
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+def history_without_time(history):
+    """The history as JSON text (so NaN compares equal to NaN), wall time left out."""
+    cols = history.as_dict()
+    cols.pop("time")
+    return json.dumps(cols)
+
+
+# ------------------------------------------------------------------ config
+def test_defaults_are_algorithm_1():
+    c = TrainConfig()
+    assert (c.optimizer, c.lr, c.clip, c.batch_size, c.n_critic) == ("rmsprop", 5e-5, 0.01, 64, 5)
+    assert (c.loss, c.constraint, c.clip_timing) == ("wgan", "clip", "after")
+
+
+@pytest.mark.parametrize(
+    "field, value, words",
+    [
+        ("lr", 0.0, "lr=0.0 .*> 0"),
+        ("clip", -0.01, "clip=-0.01 .*> 0"),
+        ("n_critic", 0, "n_critic=0 .*integer >= 1"),
+        ("batch_size", 2.5, "batch_size=2.5 .*integer >= 1"),
+        ("betas", (0.5, 1.0), r"betas=\(0.5, 1.0\) .*\[0, 1\)"),
+        ("gp_lambda", -1.0, "gp_lambda=-1.0 .*>= 0"),
+        ("device", "tpu", "device='tpu'"),
+        ("optimizer", "adagrad", "optimizer='adagrad' .*rmsprop, adam, sgd"),
+        ("loss", "hinge", "loss='hinge' .*wgan"),
+        ("constraint", "l2", "constraint='l2' .*clip, gp, sn, none"),
+        ("clip_timing", "during", "clip_timing='during' .*after, before"),
+        ("target", "moons", "target='moons' .*ring"),
+    ],
+)
+def test_bad_config_names_field_and_allowed(field, value, words):
+    with pytest.raises(ValueError, match=words):
+        TrainConfig(**{field: value})
+
+
+def test_unknown_field_lists_known():
+    with pytest.raises(ValueError, match=r"unknown field\(s\) \['learning_rate'\].*'lr'"):
+        TrainConfig.from_dict({"learning_rate": 1e-4})
+
+
+def test_config_round_trips_through_dict():
+    c = tiny(betas=(0.0, 0.9), n_seeds=3)
+    assert TrainConfig.from_dict(c.to_dict()) == c
+
+
+def test_warmup_schedule_matches_authors_code():
+    # main.py: Diters = 100 if gen_iterations < 25 or gen_iterations % 500 == 0 else 5
+    on = TrainConfig(critic_warmup=True)
+    expected = [100 if (t < 25 or t % 500 == 0) else 5 for t in range(1200)]
+    assert [critic_steps(on, t) for t in range(1200)] == expected
+    assert {critic_steps(TrainConfig(), t) for t in range(1200)} == {5}
+
+
+def test_member_seed_streams_differ():
+    a, b, c = member_seeds(0)
+    assert len({a, b, c}) == 3 and member_seeds(0) == (a, b, c) and member_seeds(1)[0] != a
+
+
+# ------------------------------------------------------------------ Algorithm 1
+def test_critic_phase_takes_n_critic_optimizer_steps():
+    t = Trainer(tiny(n_critic=3), progress=False)
+    t.critic_phase(3)
+    state = t.opt_critic.state_dict()["state"]
+    assert all(int(s["step"]) == 3 for s in state.values())
+    t.generator_phase()
+    assert all(int(s["step"]) == 1 for s in t.opt_generator.state_dict()["state"].values())
+
+
+def test_generator_phase_leaves_critic_untouched():
+    t = Trainer(tiny(), progress=False)
+    before = params(t.critic)
+    t.generator_phase()
+    assert all(torch.equal(before[k], v) for k, v in params(t.critic).items())
+    assert all(p.grad is None for p in t.critic.parameters())
+
+
+@pytest.mark.parametrize("timing", ["after", "before"])
+def test_clipping_keeps_critic_in_box(timing):
+    c = 0.01
+    t = Trainer(tiny(clip=c, clip_timing=timing, lr=1e-2, iters=5), progress=False)
+    t.run()
+    biggest = max(p.abs().max().item() for p in t.critic.parameters())
+    if timing == "after":  # Algorithm 1: clip after every critic update
+        assert biggest <= c
+    else:  # authors' code: the last critic step's update is still unclipped
+        assert c < biggest <= c + 2 * 1e-2 * 10  # one RMSprop step moves at most ~lr/sqrt(1-alpha)
+
+
+def test_wgan_estimate_sign_is_positive_when_far():
+    # A generator far from the ring: the trained critic's estimate of W must be clearly positive.
+    t = Trainer(tiny(iters=20, lr=1e-3, eval_every=20), progress=False)
+    with torch.no_grad():
+        t.generator.main[-1].bias.add_(10.0)  # shift every fake point by (10, 10)
+    t.run()
+    assert t.history.rows[-1]["w_estimate"] > 0
+    assert t.last_eval[0]["w_estimate_eval"] > 0
+    assert t.last_eval[0]["w1_exact"] > 10  # ring radius 2 around the origin, fakes near (10, 10)
+
+
+# ------------------------------------------------------------------ resume, ensembles
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        dict(),
+        dict(optimizer="adam", constraint="gp", lr=1e-3, clip_timing="before"),
+        dict(loss="gan-logd", constraint="none", optimizer="sgd", n_critic=1, lr=1e-2),
+    ],
+)
+def test_resume_is_bit_exact(tmp_path, cfg):
+    n = 7
+    one_go = Trainer(tiny(iters=2 * n, **cfg), progress=False)
+    one_go.run()
+
+    path = tmp_path / "ckpt.pt"
+    first = Trainer(tiny(iters=n, checkpoint=str(path), **cfg), progress=False)
+    first.run()
+    resumed = Trainer.resume(path, tiny(iters=2 * n, checkpoint=str(path), **cfg), progress=False)
+    resumed.run()
+
+    for a, b in [(one_go.generator, resumed.generator), (one_go.critic, resumed.critic)]:
+        pa, pb = params(a), params(b)
+        assert all(torch.equal(pa[k], pb[k]) for k in pa)
+    assert history_without_time(one_go.history) == history_without_time(resumed.history)
+    assert json.dumps(one_go.final_metrics()) == json.dumps(resumed.final_metrics())
+
+
+def test_resume_refuses_different_config(tmp_path):
+    path = tmp_path / "ckpt.pt"
+    Trainer(tiny(iters=2, checkpoint=str(path)), progress=False).run()
+    with pytest.raises(ValueError, match=r"different config: clip: 0.01 -> 0.05; lr: 5e-05 -> "):
+        Trainer.resume(path, tiny(iters=4, clip=0.05, lr=1e-4, checkpoint=str(path)))
+
+
+def test_checkpoint_holds_everything(tmp_path):
+    path = tmp_path / "ckpt.pt"
+    Trainer(tiny(iters=3, checkpoint=str(path)), progress=False).run()
+    state = checkpoint.load(path)
+    assert state["iteration"] == 3 and state["config"]["iters"] == 3
+    assert set(state["rng"]) == {"members", "torch", "numpy", "python"}
+    assert {"generator", "critic", "opt_generator", "opt_critic", "history"} <= set(state)
+    assert len(state["history"]["rows"]) == 3
+
+
+def test_ensemble_members_match_single_runs():
+    # Member s of an ensemble of seeds 3, 4, 5 follows the single run with seed 3 + s.
+    cfg = dict(iters=6, lr=1e-3, eval_every=6)
+    ens = Trainer(tiny(seed=3, n_seeds=3, **cfg), progress=False)
+    ens.run()
+    for s in range(3):
+        single = Trainer(tiny(seed=3 + s, **cfg), progress=False)
+        single.run()
+        member = ens.generator.member(s)
+        for (name, a), b in zip(
+            single.generator.state_dict().items(), member.state_dict().values(), strict=True
+        ):
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6, msg=name)
+        rows_e = [r for r in ens.history.rows if r["seed"] == 3 + s]
+        for ra, rb in zip(single.history.rows, rows_e, strict=True):
+            assert ra["w_estimate"] == pytest.approx(rb["w_estimate"], rel=1e-4, abs=1e-7)
+        assert single.last_eval[0]["w1_exact"] == pytest.approx(
+            ens.last_eval[s]["w1_exact"], rel=1e-4
+        )
+
+
+# ------------------------------------------------------------------ failures
+def test_divergence_names_iteration_and_keeps_last_good_checkpoint(tmp_path):
+    path = tmp_path / "ckpt.pt"
+
+    def poison(event, trainer):  # a NaN enters the generator right after iteration 5's evaluation
+        if event == "eval" and trainer.iteration == 5:
+            with torch.no_grad():
+                next(trainer.generator.parameters()).fill_(math.nan)
+
+    t = Trainer(
+        tiny(iters=20, checkpoint=str(path), checkpoint_every=4, eval_every=5),
+        callbacks=[poison],
+        progress=False,
+    )
+    with pytest.raises(DivergenceError, match="diverged at iteration 6"):
+        t.run()
+    state = checkpoint.load(path)
+    assert state["iteration"] == 4
+    assert all(torch.isfinite(v).all() for v in state["generator"].values())
+
+
+def test_large_learning_rate_diverges_cleanly():
+    # No constraint, plain SGD with a huge step: the WGAN critic's weights blow up to inf/NaN.
+    t = Trainer(tiny(constraint="none", optimizer="sgd", lr=1e12, iters=200), progress=False)
+    with pytest.raises(DivergenceError, match=r"diverged at iteration \d+"):
+        t.run()
+
+
+def test_callbacks_see_every_event(tmp_path):
+    events = []
+    t = Trainer(
+        tiny(iters=10, checkpoint=str(tmp_path / "c.pt"), checkpoint_every=5),
+        callbacks=[lambda e, tr: events.append((e, tr.iteration))],
+        progress=False,
+    )
+    t.run()
+    assert events == [
+        ("eval", 0),
+        ("eval", 5),
+        ("checkpoint", 5),
+        ("eval", 10),
+        ("checkpoint", 10),
+        ("end", 10),
+    ]
+
+
+def test_history_columns_and_eval_rows():
+    t = Trainer(tiny(iters=10), progress=False)
+    t.run()
+    cols = t.history.as_dict()
+    assert cols["iteration"] == list(range(11))
+    assert [
+        i for i, w in zip(cols["iteration"], cols["w1_exact"], strict=True) if w is not None
+    ] == [0, 5, 10]
+    assert all(0 <= m <= 8 for m in cols["modes"] if m is not None)
+    assert dataclasses.asdict(t.config)["iters"] == 10

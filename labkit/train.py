@@ -1,0 +1,593 @@
+"""The training loop of the lab: :class:`TrainConfig` (Algorithm 1's defaults) and :class:`Trainer`.
+
+The loop reads like Algorithm 1 of Arjovsky, Chintala & Bottou (2017): for each generator iteration,
+phase "(1) critic" takes ``n_critic`` steps on ``E[f(real)] - E[f(fake)]`` under a Lipschitz
+constraint, then phase "(2) generator" takes one step. One callback hook (``"eval"``,
+``"checkpoint"``, ``"end"``) feeds progress bars, plots and widgets. Runs never lose work:
+checkpoints are atomic and resume bit-exactly, Ctrl-C saves one, and a divergence stops the run
+naming the iteration while keeping the last good checkpoint.
+
+Several seeds of a toy train in one pass as an *ensemble* (stacked parameters, leading seed
+dimension S): every tensor below then carries that extra leading dimension, and each loss is
+reduced to one value per seed and summed, which gives each member exactly its own gradient.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import math
+import random
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from labkit import checkpoint, metrics, objectives, ot, toys
+from labkit.models import EnsembleMLPCritic, EnsembleMLPGenerator, MLPCritic, MLPGenerator
+
+OPTIMIZERS = ("rmsprop", "adam", "sgd")
+CONSTRAINTS = ("clip", "gp", "sn", "none")
+
+#: Fields a resumed run may change: how far to go and where/how often to save.
+RESUMABLE_FIELDS = ("iters", "checkpoint", "checkpoint_every")
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a run. Defaults are Algorithm 1's (paper, Section 3).
+
+    Algorithm 1: RMSProp, ``lr`` = 5e-5, clipping ``clip`` = 0.01, batch ``m`` = 64,
+    ``n_critic`` = 5. The toy models default to the authors' MLP (3 hidden ReLU layers of 512)
+    with a 2-D latent as in WGAN-GP's ``gan_toy.py``.
+
+    ``critic_warmup`` switches on the authors' schedule: 100 critic steps for each of the first
+    25 generator iterations and for every 500th. ``seed`` and ``n_seeds`` select members
+    ``seed, seed+1, ..., seed+n_seeds-1``; more than one trains them together as an ensemble.
+    ``eval_every`` evaluates at iterations 0, eval_every, 2*eval_every, ...: exact W1 (POT)
+    between ``eval_samples`` generated and real points, the critic's estimate on the same points,
+    and for mixtures the mode coverage.
+    """
+
+    loss: str = "wgan"
+    constraint: str = "clip"
+    clip: float = 0.01
+    clip_timing: str = "after"
+    gp_lambda: float = 10.0
+    optimizer: str = "rmsprop"
+    lr: float = 5e-5
+    betas: tuple[float, float] = (0.5, 0.999)
+    batch_size: int = 64
+    n_critic: int = 5
+    critic_warmup: bool = False
+    iters: int = 5000
+    target: str = "ring"
+    nz: int = 2
+    hidden: int = 512
+    depth: int = 3
+    seed: int = 0
+    n_seeds: int = 1
+    device: str = "cpu"
+    eval_every: int = 500
+    eval_samples: int = 2500
+    checkpoint: str | None = None
+    checkpoint_every: int = 1000
+
+    def __post_init__(self) -> None:
+        self.betas = tuple(float(b) for b in self.betas)
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` naming the first field outside its allowed range."""
+        _choice("loss", self.loss, objectives.LOSSES)
+        _choice("constraint", self.constraint, CONSTRAINTS)
+        _choice("clip_timing", self.clip_timing, ("after", "before"))
+        _choice("optimizer", self.optimizer, OPTIMIZERS)
+        _choice("target", self.target, toys.TARGETS)
+        for name in ("clip", "lr"):
+            _check(name, getattr(self, name), getattr(self, name) > 0, "> 0")
+        _check("gp_lambda", self.gp_lambda, self.gp_lambda >= 0, ">= 0")
+        _check("betas", self.betas, len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas),
+               "two numbers in [0, 1)")
+        for name in ("batch_size", "n_critic", "nz", "hidden", "depth", "n_seeds",
+                     "eval_every", "eval_samples", "checkpoint_every"):
+            value = getattr(self, name)
+            _check(name, value, isinstance(value, int) and value >= 1, "an integer >= 1")
+        _check("iters", self.iters, isinstance(self.iters, int) and self.iters >= 0,
+               "an integer >= 0")
+        _check("seed", self.seed, isinstance(self.seed, int) and self.seed >= 0, "an integer >= 0")
+        _check("device", self.device, self.device == "cpu" or self.device.startswith("cuda"),
+               "'cpu' or 'cuda[:k]'")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The config as JSON-ready types (tuples become lists)."""
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+        """Build a config from a dict; unknown keys raise ``ValueError`` listing the known ones."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"TrainConfig: unknown field(s) {unknown}; known: {sorted(known)}")
+        return cls(**values)
+
+
+def _choice(name: str, value: Any, allowed: Iterable[str]) -> None:
+    allowed = tuple(allowed)
+    if value not in allowed:
+        raise ValueError(f"{name}={value!r} is not known; choose one of {', '.join(allowed)}")
+
+
+def _check(name: str, value: Any, ok: bool, allowed: str) -> None:
+    if not ok:
+        raise ValueError(f"{name}={value!r} is not allowed; it must be {allowed}")
+
+
+def critic_steps(config: TrainConfig, gen_iteration: int) -> int:
+    """Critic steps before generator iteration ``gen_iteration`` (0-based).
+
+    ``n_critic``, or 100 under the authors' warm-up when ``gen_iteration < 25`` or
+    ``gen_iteration % 500 == 0`` (martinarjovsky/WassersteinGAN, ``main.py``).
+
+    >>> critic_steps(TrainConfig(critic_warmup=True), 24), critic_steps(TrainConfig(), 24)
+    (100, 5)
+    """
+    if config.critic_warmup and (gen_iteration < 25 or gen_iteration % 500 == 0):
+        return 100
+    return config.n_critic
+
+
+def member_seeds(seed: int) -> tuple[int, int, int]:
+    """Independent seeds for a member's initial weights, training draws and evaluation set.
+
+    Derived with ``numpy.random.SeedSequence(seed).spawn(3)`` so the three streams never overlap.
+    """
+    children = np.random.SeedSequence(seed).spawn(3)
+    return tuple(int(c.generate_state(1, dtype=np.uint64)[0] >> 1) for c in children)
+
+
+def build_toy_models(config: TrainConfig) -> tuple[nn.Module, nn.Module]:
+    """The generator and critic of a toy run: MLPs, or an ensemble of them when ``n_seeds > 1``.
+
+    Member ``s`` is initialised exactly as a single run with seed ``config.seed + s``, so an
+    ensemble member starts from the same weights as the corresponding single run.
+    """
+    dim = toys.make_target(config.target).dim
+    pairs = []
+    for s in range(config.n_seeds):
+        rng = torch.Generator().manual_seed(member_seeds(config.seed + s)[0])
+        pairs.append((MLPGenerator(config.nz, (dim,), config.hidden, config.depth, generator=rng),
+                      MLPCritic((dim,), config.hidden, config.depth, generator=rng)))
+    if config.n_seeds == 1:
+        return pairs[0]
+    return (EnsembleMLPGenerator.from_members([g for g, _ in pairs]),
+            EnsembleMLPCritic.from_members([c for _, c in pairs]))
+
+
+def build_constraint(config: TrainConfig) -> objectives.Constraint:
+    """The Lipschitz constraint named by ``config.constraint`` with the config's parameters."""
+    kwargs = {"clip": {"clip": config.clip, "timing": config.clip_timing},
+              "gp": {"lam": config.gp_lambda}}.get(config.constraint, {})
+    return objectives.make_constraint(config.constraint, **kwargs)
+
+
+def build_optimizer(config: TrainConfig, params: Iterable[nn.Parameter]) -> torch.optim.Optimizer:
+    """RMSprop (paper), Adam with ``betas`` (WGAN-GP) or plain SGD, at ``config.lr``.
+
+    The multi-tensor (``foreach``) implementations are asked for explicitly: PyTorch uses them by
+    default on CUDA only, and on the CPU they save one Python-level loop per parameter.
+    """
+    params = list(params)
+    if config.optimizer == "rmsprop":
+        return torch.optim.RMSprop(params, lr=config.lr, foreach=True)
+    if config.optimizer == "adam":
+        return torch.optim.Adam(params, lr=config.lr, betas=config.betas, foreach=True)
+    return torch.optim.SGD(params, lr=config.lr, foreach=True)
+
+
+class DivergenceError(RuntimeError):
+    """A loss or parameter became NaN or infinite; the last good checkpoint is kept."""
+
+
+class History:
+    """Per-iteration records of a run, one row per (iteration, seed).
+
+    Columns: ``iteration`` (generator iterations done), ``seed``, ``w_estimate`` (critic's
+    estimate: W for WGAN, the JS lower bound for GANs, from the last critic step's batch),
+    ``loss_g``, ``grad_norm_critic``, ``grad_norm_generator``, ``time`` (wall seconds since the
+    run started, summed over resumes). Rows at evaluation iterations also carry ``w1_exact``,
+    ``w_estimate_eval`` and, for mixtures, ``modes``, ``hq_fraction``, ``reverse_kl``.
+    Everything except ``time`` is reproducible bit for bit.
+    """
+
+    STEP_FIELDS = ("w_estimate", "loss_g", "grad_norm_critic", "grad_norm_generator")
+
+    def __init__(self) -> None:
+        self.rows: list[dict[str, Any]] = []
+        self.evals: list[dict[str, Any]] = []
+
+    def add_steps(self, first_iteration: int, seeds: list[int], values: torch.Tensor,
+                  times: list[float]) -> None:
+        """Append rows for consecutive iterations from a (T, 4, S) tensor of step values."""
+        for t, (per_field, elapsed) in enumerate(zip(values.tolist(), times, strict=True)):
+            for s, seed in enumerate(seeds):
+                row = {"iteration": first_iteration + t, "seed": seed}
+                row.update({k: v[s] for k, v in zip(self.STEP_FIELDS, per_field, strict=True)})
+                row["time"] = elapsed
+                self.rows.append(row)
+
+    def add_eval(self, iteration: int, seed: int, values: dict[str, Any]) -> None:
+        """Record evaluation results of one seed at ``iteration``."""
+        self.evals.append({"iteration": iteration, "seed": seed, **values})
+
+    def as_dict(self) -> dict[str, list]:
+        """Columns as plain lists, evaluation results merged into the rows of their iteration.
+
+        Iteration 0 (before training) has an evaluation but no step values; it gets a row too.
+        """
+        evals = {(e["iteration"], e["seed"]): e for e in self.evals}
+        rows = [{"iteration": e["iteration"], "seed": e["seed"]}
+                for e in self.evals if e["iteration"] == 0] + self.rows
+        columns = ["iteration", "seed", *self.STEP_FIELDS, "time",
+                   *sorted({k for e in self.evals for k in e} - {"iteration", "seed"})]
+        merged = [{**row, **evals.get((row["iteration"], row["seed"]), {})} for row in rows]
+        return {c: [row.get(c) for row in merged] for c in columns}
+
+    def to_csv(self, path: str | Path) -> None:
+        """Write :meth:`as_dict` as CSV (empty cells where a value was not measured)."""
+        cols = self.as_dict()
+        with open(path, "w") as f:
+            f.write(",".join(cols) + "\n")
+            for values in zip(*cols.values(), strict=True):
+                f.write(",".join("" if v is None else repr(v) for v in values) + "\n")
+
+    def to_json(self, path: str | Path) -> None:
+        """Write :meth:`as_dict` as JSON."""
+        Path(path).write_text(json.dumps(self.as_dict()))
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"rows": self.rows, "evals": self.evals}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.rows, self.evals = list(state["rows"]), list(state["evals"])
+
+
+Callback = Callable[[str, "Trainer"], None]
+
+
+class Trainer:
+    """Trains a generator against a critic by Algorithm 1 on a toy target.
+
+    Parameters
+    ----------
+    config : TrainConfig
+    callbacks : iterable of callables ``fn(event, trainer)``
+        Called with ``event`` in ``"eval"`` (after each evaluation; ``trainer.last_eval`` holds
+        one dict per seed), ``"checkpoint"`` (after each save) and ``"end"``.
+    progress : bool
+        Show a ``tqdm.auto`` progress bar with the W estimate and the last exact W1.
+
+    Examples
+    --------
+    >>> trainer = Trainer(TrainConfig(iters=3, eval_every=3, eval_samples=50, hidden=8),
+    ...                   progress=False)
+    >>> history = trainer.run()
+    >>> trainer.iteration, len(history.rows)
+    (3, 3)
+    """
+
+    def __init__(self, config: TrainConfig, callbacks: Iterable[Callback] = (),
+                 progress: bool = True) -> None:
+        self.config = config
+        self.callbacks = list(callbacks)
+        self.progress = progress
+        self.device = torch.device(config.device)
+        self.seeds = [config.seed + s for s in range(config.n_seeds)]
+        self.ensemble = config.n_seeds > 1
+        self.target = toys.make_target(config.target)
+
+        self.constraint = build_constraint(config)
+        generator, critic = build_toy_models(config)
+        self.generator = generator.to(self.device)
+        self.critic = self.constraint.prepare(critic.to(self.device))
+        self.opt_generator = build_optimizer(config, self.generator.parameters())
+        self.opt_critic = build_optimizer(config, self.critic.parameters())
+        # Real and fake batches go through the critic together unless BatchNorm would mix them.
+        self.joint_critic_pass = not any(isinstance(m, nn.modules.batchnorm._BatchNorm)
+                                         for m in self.critic.modules())
+
+        self.rngs = [torch.Generator().manual_seed(member_seeds(s)[1]) for s in self.seeds]
+        self.iteration = 0
+        self.elapsed = 0.0
+        self.history = History()
+        self.last_eval: list[dict[str, Any]] = []
+        self._eval_real, self._eval_z = self._evaluation_set()
+
+    # ----------------------------------------------------------------- sampling
+    def _stack(self, draws: list[torch.Tensor]) -> torch.Tensor:
+        batch = torch.stack(draws) if self.ensemble else draws[0]
+        return batch.to(self.device)
+
+    def sample_real(self, n: int) -> torch.Tensor:
+        """A real batch: (n, d), or (S, n, d) for an ensemble; each seed draws from its own rng."""
+        return self._stack([self.target.sample(n, generator=g) for g in self.rngs])
+
+    def sample_noise(self, n: int) -> torch.Tensor:
+        """Latent noise z ~ N(0, I): (n, nz), or (S, n, nz) for an ensemble."""
+        return self._stack([torch.randn(n, self.config.nz, generator=g) for g in self.rngs])
+
+    def _evaluation_set(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Fixed real points and latent codes for evaluation, drawn once from each seed's own
+        evaluation stream, so evaluating never disturbs training and every evaluation of a
+        run uses the same points."""
+        gens = [torch.Generator().manual_seed(member_seeds(s)[2]) for s in self.seeds]
+        n = self.config.eval_samples
+        real = self._stack([self.target.sample(n, generator=g) for g in gens])
+        z = self._stack([torch.randn(n, self.config.nz, generator=g) for g in gens])
+        return real, z
+
+    # ----------------------------------------------------------------- Algorithm 1
+    def critic_phase(self, n_steps: int) -> torch.Tensor:
+        """(1) critic: ``n_steps`` steps maximising E[f(real)] - E[f(fake)] under the constraint.
+
+        Returns the last step's critic loss ``E[f(fake)] - E[f(real)]``: shape () or (S,).
+        """
+        m = self.config.batch_size
+        for _ in range(n_steps):
+            self.constraint.before_critic_step(self.critic)
+            real = self.sample_real(m)
+            with torch.no_grad():
+                fake = self.generator(self.sample_noise(m))
+            if self.joint_critic_pass:
+                batch_dim = 1 if self.ensemble else 0
+                f_real, f_fake = self.critic(torch.cat([real, fake], batch_dim)).split(m, -1)
+            else:
+                f_real, f_fake = self.critic(real), self.critic(fake)
+            loss_c = objectives.critic_loss(self.config.loss, f_real, f_fake)
+            penalty = self.constraint.penalty(self.critic, real, fake, generator=self.rngs[0])
+            self.opt_critic.zero_grad(set_to_none=True)
+            (loss_c + penalty).sum().backward()
+            self.opt_critic.step()
+            self.constraint.after_critic_step(self.critic)
+        return loss_c.detach()
+
+    def generator_phase(self) -> torch.Tensor:
+        """(2) generator: one step on the generator loss; the critic's weights get no gradient.
+
+        Returns the generator loss, shape () or (S,).
+        """
+        fake = self.generator(self.sample_noise(self.config.batch_size))
+        loss_g = objectives.generator_loss(self.config.loss, self.critic(fake))
+        params = list(self.generator.parameters())
+        grads = torch.autograd.grad(loss_g.sum(), params)
+        for p, g in zip(params, grads, strict=True):
+            p.grad = g
+        self.opt_generator.step()
+        return loss_g.detach()
+
+    def _grad_norm(self, module: nn.Module) -> torch.Tensor:
+        """L2 norm of the module's gradient: () or, for an ensemble, one per member (S,)."""
+        grads = [p.grad for p in module.parameters() if p.grad is not None]
+        if self.ensemble:
+            return torch.stack([g.flatten(1).square().sum(1) for g in grads]).sum(0).sqrt()
+        return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+
+    # ----------------------------------------------------------------- evaluation
+    @torch.no_grad()
+    def evaluate(self) -> list[dict[str, Any]]:
+        """Exact W1 (POT) between the fixed evaluation points and generated ones, the critic's
+        estimate on the same points, and mode coverage for mixtures. One dict per seed."""
+        fake = self.generator(self._eval_z)
+        f_real, f_fake = self.critic(self._eval_real), self.critic(fake)
+        estimate = objectives.distance_estimate(
+            self.config.loss, objectives.critic_loss(self.config.loss, f_real, f_fake))
+        results = []
+        for s in range(len(self.seeds)):
+            fake_s = (fake[s] if self.ensemble else fake).cpu().double()
+            real_s = (self._eval_real[s] if self.ensemble else self._eval_real).cpu().double()
+            est = estimate[s] if self.ensemble else estimate
+            row = {"w1_exact": ot.w1(fake_s, real_s), "w_estimate_eval": float(est)}
+            if getattr(self.target, "centers", None) is not None:
+                row.update(metrics.mode_coverage(fake_s, self.target.centers,
+                                                 self.target.std).as_dict())
+                row.pop("counts", None)
+            results.append(row)
+        return results
+
+    def _record_eval(self) -> None:
+        self.last_eval = self.evaluate()
+        for seed, row in zip(self.seeds, self.last_eval, strict=True):
+            self.history.add_eval(self.iteration, seed, row)
+        self._emit("eval")
+
+    # ----------------------------------------------------------------- state
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue exactly: models, optimizers, RNG states, counters,
+        config and history."""
+        np_state = np.random.get_state()
+        return {
+            "config": self.config.to_dict(),
+            "iteration": self.iteration,
+            "elapsed": self.elapsed,
+            "generator": self.generator.state_dict(),
+            "critic": self.critic.state_dict(),
+            "opt_generator": self.opt_generator.state_dict(),
+            "opt_critic": self.opt_critic.state_dict(),
+            "rng": {
+                "members": [g.get_state() for g in self.rngs],
+                "torch": torch.get_rng_state(),
+                "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)),
+                          *np_state[2:]],
+                "python": random.getstate(),
+            },
+            "history": self.history.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a :meth:`state_dict`; a differing config (``iters`` and checkpoint fields
+        aside) raises ``ValueError`` naming the fields."""
+        diffs = checkpoint.config_differences(state["config"], self.config.to_dict(),
+                                              ignore=RESUMABLE_FIELDS)
+        if diffs:
+            raise ValueError("checkpoint was made with a different config: " + "; ".join(diffs))
+        self.generator.load_state_dict(state["generator"])
+        self.critic.load_state_dict(state["critic"])
+        self.opt_generator.load_state_dict(state["opt_generator"])
+        self.opt_critic.load_state_dict(state["opt_critic"])
+        for g, s in zip(self.rngs, state["rng"]["members"], strict=True):
+            g.set_state(s)
+        torch.set_rng_state(state["rng"]["torch"])
+        name, keys, *rest = state["rng"]["numpy"]
+        np.random.set_state((name, keys.numpy().astype(np.uint32), *rest))
+        random.setstate(state["rng"]["python"])
+        self.iteration, self.elapsed = state["iteration"], state["elapsed"]
+        self.history.load_state_dict(state["history"])
+
+    @classmethod
+    def resume(cls, path: str | Path, config: TrainConfig, **kwargs: Any) -> Trainer:
+        """A trainer for ``config`` restored from the checkpoint at ``path``."""
+        trainer = cls(config, **kwargs)
+        trainer.load_state_dict(checkpoint.load(path))
+        return trainer
+
+    def save(self) -> Path | None:
+        """Write the checkpoint to ``config.checkpoint`` (atomically); refuse non-finite weights."""
+        if self.config.checkpoint is None:
+            return None
+        self._check_finite_parameters()
+        path = checkpoint.save_atomic(self.state_dict(), self.config.checkpoint)
+        self._emit("checkpoint")
+        return path
+
+    def _check_finite_parameters(self) -> None:
+        for module in (self.generator, self.critic):
+            for name, p in module.named_parameters():
+                if not torch.isfinite(p).all():
+                    raise DivergenceError(f"diverged by iteration {self.iteration}: parameter "
+                                          f"{name!r} is not finite; last good checkpoint kept")
+
+    def _emit(self, event: str) -> None:
+        for callback in self.callbacks:
+            callback(event, self)
+
+    # ----------------------------------------------------------------- the loop
+    def run(self) -> History:
+        """Train up to ``config.iters`` generator iterations (continuing a resumed run).
+
+        Ctrl-C (SIGINT) finishes the current iteration, saves a checkpoint and returns with
+        ``self.interrupted = True``. A NaN or inf raises :class:`DivergenceError` naming the
+        first bad iteration; the last checkpoint written stays the last good one.
+        """
+        cfg = self.config
+        self.interrupted = False
+        start = time.perf_counter() - self.elapsed
+        if self.iteration == 0 and not self.history.evals:
+            self._record_eval()
+        pending: list[torch.Tensor] = []
+        times: list[float] = []
+        bar = _progress_bar(cfg.iters, self.iteration, self.progress)
+        with _sigint_flag() as interrupt:
+            while self.iteration < cfg.iters and not interrupt.is_set():
+                loss_c = self.critic_phase(critic_steps(cfg, self.iteration))
+                grad_norm_critic = self._grad_norm(self.critic)
+                loss_g = self.generator_phase()
+                estimate = objectives.distance_estimate(cfg.loss, loss_c)
+                pending.append(torch.stack([estimate, loss_g, grad_norm_critic,
+                                            self._grad_norm(self.generator)]).reshape(4, -1))
+                self.iteration += 1
+                times.append(time.perf_counter() - start)
+                bar.update(1)
+                eval_now = self.iteration % cfg.eval_every == 0
+                save_now = self.iteration % cfg.checkpoint_every == 0
+                end = self.iteration == cfg.iters or interrupt.is_set()
+                if eval_now or save_now or end or len(pending) == 100:
+                    self._flush(pending, times)
+                    if eval_now:
+                        self._record_eval()
+                        bar.set_postfix(_postfix(self.history, self.last_eval))
+                    self.elapsed = time.perf_counter() - start
+                    if save_now or end:
+                        self.save()
+            self.interrupted = interrupt.is_set()
+        bar.close()
+        self._emit("end")
+        return self.history
+
+    def _flush(self, pending: list[torch.Tensor], times: list[float]) -> None:
+        """Move buffered step values into the history (one device sync per flush), stopping
+        at the first non-finite value."""
+        values = torch.stack(pending).cpu()
+        first = self.iteration - len(pending) + 1
+        bad = (~torch.isfinite(values)).flatten(1).any(1).nonzero()
+        if len(bad):
+            at = first + int(bad[0])
+            raise DivergenceError(
+                f"diverged at iteration {at}: a loss or gradient norm is NaN or inf "
+                f"(try a smaller lr or a tighter constraint); "
+                f"last good checkpoint kept at {self.config.checkpoint!r}")
+        self.history.add_steps(first, self.seeds, values, times)
+        pending.clear()
+        times.clear()
+
+    def final_metrics(self) -> list[dict[str, Any]]:
+        """Evaluation at the current iteration plus the last step's values, one dict per seed.
+
+        Depends only on the state reached, not on the evaluation schedule or on resumes.
+        """
+        last = {r["seed"]: r for r in self.history.rows if r["iteration"] == self.iteration}
+        return [{"seed": seed, "iteration": self.iteration,
+                 "w_estimate": last.get(seed, {}).get("w_estimate", math.nan), **row}
+                for seed, row in zip(self.seeds, self.evaluate(), strict=True)]
+
+
+def _postfix(history: History, last_eval: list[dict[str, Any]]) -> dict[str, str]:
+    w_est = history.rows[-1]["w_estimate"] if history.rows else math.nan
+    return {"W_est": f"{w_est:.4f}", "W1": f"{last_eval[0]['w1_exact']:.4f}"}
+
+
+def _progress_bar(total: int, initial: int, enabled: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, disable=not enabled, unit="it", dynamic_ncols=True,
+                desc="generator iterations")
+
+
+@contextlib.contextmanager
+def _sigint_flag():
+    """While active, Ctrl-C sets a flag instead of raising; a second Ctrl-C raises at once."""
+    flag = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+
+    def handler(signum, frame):
+        if flag.is_set():
+            raise KeyboardInterrupt
+        flag.set()
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def train(config: TrainConfig, **kwargs: Any) -> Trainer:
+    """Build a :class:`Trainer` for ``config``, run it and return it (see ``Trainer.run``)."""
+    trainer = Trainer(config, **kwargs)
+    trainer.run()
+    return trainer
+
+
+__all__ = ["TrainConfig", "Trainer", "History", "DivergenceError", "train", "critic_steps",
+           "build_toy_models", "build_constraint", "build_optimizer", "member_seeds",
+           "OPTIMIZERS", "CONSTRAINTS", "RESUMABLE_FIELDS"]
