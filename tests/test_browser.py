@@ -1,0 +1,454 @@
+"""Real-browser check of notebook 01: JupyterLab in headless Chromium, driven like a student would.
+
+Starts a private JupyterLab (temporary config, runtime, settings and workspace dirs, a copy of
+``notebooks/01_example1.ipynb`` in a temporary root, loopback only, random token), opens the
+notebook through Playwright, runs all cells from the Run menu, moves the theta slider of
+``labkit.widgets.theta_explorer`` with the keyboard and checks the readout against Example 1's
+closed forms: W = |theta|, JS = log 2, KL = inf, TV = 1 for theta != 0, and all 0 at theta = 0.
+A screenshot is left in ``test-artifacts/`` (ignored by git).
+
+Chromium comes from Debian (``apt-get install chromium``), never from ``playwright install``:
+without it the test is skipped, or fails when the ``CI`` environment variable is set.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+REPO = Path(__file__).resolve().parents[1]
+NOTEBOOK = REPO / "notebooks" / "01_example1.ipynb"
+ARTIFACTS = REPO / "test-artifacts"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SERVER_START_TIMEOUT = 60  # s, until /api/status answers
+RUN_ALL_TIMEOUT = 120  # s, every cell of the notebook (LABKIT_QUICK=1) on two busy cores
+UPDATE_TIMEOUT = 30  # s, one slider move -> readout
+
+
+# --------------------------------------------------------------------------- prerequisites
+
+
+def _find_chromium() -> str | None:
+    if Path("/usr/bin/chromium").is_file():
+        return "/usr/bin/chromium"
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def _missing(what: str, reason: str):
+    """Skip locally; fail under CI, where a missing browser means a broken setup."""
+    if os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no"):
+        pytest.fail(f"{reason} (CI is set, so this is an error, not a skip). {what}")
+    pytest.skip(f"{reason}. {what}")
+
+
+@pytest.fixture(scope="module")
+def chromium() -> str:
+    path = _find_chromium()
+    if path is None:
+        _missing(
+            "Install it with `apt-get install chromium` (Debian); do not use `playwright install`.",
+            "Chromium not found at /usr/bin/chromium or on PATH",
+        )
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        _missing("Install the dev extras: `pip install -e .[dev]`.", "playwright is not installed")
+    return path
+
+
+# --------------------------------------------------------------------------- JupyterLab server
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _write_json(path: Path, data) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=1))
+
+
+def _request(url: str, token: str, method: str = "GET", timeout: float = 5.0):
+    req = urllib.request.Request(url, method=method, headers={"Authorization": f"token {token}"})
+    with urllib.request.urlopen(req, timeout=timeout) as resp:
+        return resp.status, resp.read()
+
+
+def _children(pid: int) -> list[int]:
+    """Process ids whose parent is ``pid`` (the kernels the server started), read from /proc."""
+    kids = []
+    if not Path("/proc").is_dir():  # not Linux: rely on the server's own shutdown
+        return kids
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # "pid (comm) state ppid ...": comm may contain spaces, so split after the last ')'.
+        fields = stat[stat.rfind(")") + 2 :].split()
+        if len(fields) > 1 and int(fields[1]) == pid:
+            kids.append(int(entry.name))
+    return kids
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class Lab:
+    """A JupyterLab server in its own temporary world; ``stop()`` ends it and its kernels."""
+
+    def __init__(self, base: Path, notebook: Path):
+        self.base = base
+        self.root = base / "root"
+        self.root.mkdir()
+        shutil.copy2(notebook, self.root / notebook.name)
+        self.notebook = notebook.name
+        self.token = secrets.token_hex(24)
+        self.log_path = base / "jupyter.log"
+        self.proc: subprocess.Popen | None = None
+        self.port = 0
+
+        config = base / "config"
+        settings = base / "settings"
+        # The news/update toast would cover the notebook; the id is JupyterLab 4's plugin id.
+        _write_json(
+            config / "labconfig" / "page_config.json",
+            {"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": True}},
+        )
+        _write_json(
+            settings / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings",
+            {"fetchNews": "false", "checkForUpdates": False},
+        )
+        # Render every cell (no virtual scrolling), so the widget's DOM exists wherever it is.
+        _write_json(
+            settings / "@jupyterlab" / "notebook-extension" / "tracker.jupyterlab-settings",
+            {"windowingMode": "none"},
+        )
+        self.env = dict(os.environ)
+        self.env.update(
+            JUPYTER_CONFIG_DIR=str(config),
+            JUPYTER_RUNTIME_DIR=str(base / "runtime"),
+            JUPYTERLAB_SETTINGS_DIR=str(settings),
+            JUPYTERLAB_WORKSPACES_DIR=str(base / "workspaces"),
+            IPYTHONDIR=str(base / "ipython"),
+            LABKIT_QUICK="1",
+            PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        )
+        # JUPYTER_DATA_DIR stays as it is: the venv's share/jupyter holds the widget extension.
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        for _attempt in range(3):  # a free port can be taken between probing and binding
+            self.port = _free_port()
+            cmd = [
+                sys.executable, "-m", "jupyterlab",
+                "--no-browser",
+                "--allow-root",
+                "--ServerApp.ip=127.0.0.1",
+                f"--ServerApp.port={self.port}",
+                "--ServerApp.port_retries=0",
+                f"--ServerApp.root_dir={self.root}",
+                f"--IdentityProvider.token={self.token}",
+                "--ServerApp.open_browser=False",
+                "--LabApp.news_url=None",
+                "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+            ]  # fmt: skip
+            log = open(self.log_path, "ab")  # closed in stop()
+            self.proc = subprocess.Popen(
+                cmd, cwd=self.root, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, start_new_session=True,
+            )  # fmt: skip
+            self._log = log
+            deadline = time.monotonic() + SERVER_START_TIMEOUT
+            while time.monotonic() < deadline and self.proc.poll() is None:
+                try:
+                    status, _ = _request(f"{self.url}/api/status", self.token, timeout=2)
+                    if status == 200:
+                        return
+                except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+                    pass
+                time.sleep(0.25)
+            code = self.proc.poll()
+            self.stop()
+            if code is not None and b"already in use" in self.log_path.read_bytes():
+                continue
+            raise RuntimeError(
+                f"JupyterLab did not answer on {self.url} within {SERVER_START_TIMEOUT} s"
+                f" (exit code {code}). Log tail:\n{self.log_tail()}"
+            )
+        raise RuntimeError(f"No free port for JupyterLab after 3 tries. Log:\n{self.log_tail()}")
+
+    def log_tail(self, n: int = 4000) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-n:]
+        except OSError:
+            return "(no log)"
+
+    def stop(self) -> None:
+        proc = self.proc
+        if proc is None:
+            return
+        kernels = _children(proc.pid) if proc.poll() is None else []
+        if proc.poll() is None:
+            try:  # graceful: shuts kernels down and exits
+                _request(f"{self.url}/api/shutdown", self.token, method="POST", timeout=5)
+            except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+                pass
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait(timeout=10)
+        # Kernels left behind (they run in their own sessions): end them by pid.
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            alive = [pid for pid in kernels if _alive(pid)]
+            for pid in alive:
+                try:
+                    os.kill(pid, sig)
+                except ProcessLookupError:
+                    pass
+            if alive:
+                time.sleep(2)
+        self._log.close()
+        self.proc = None
+
+
+@pytest.fixture
+def lab(tmp_path):
+    if not NOTEBOOK.is_file():
+        pytest.fail(f"{NOTEBOOK} is missing")
+    server = Lab(tmp_path, NOTEBOOK)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+        ARTIFACTS.mkdir(exist_ok=True)
+        shutil.copy2(server.log_path, ARTIFACTS / "browser_jupyter.log")
+
+
+# --------------------------------------------------------------------------- the browser test
+
+
+def _wait_until(predicate, timeout: float, what: str, state=lambda: ""):
+    """Poll ``predicate`` every 0.1 s; fail with ``what`` and the last ``state()`` on timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if predicate():
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}; saw {state()}")
+        time.sleep(0.1)
+
+
+def _number(text: str) -> float:
+    """Parse a slider readout; d3-format writes negatives with U+2212 MINUS SIGN."""
+    return float(text.strip().replace("\u2212", "-"))
+
+
+def _fmt(x: float) -> str:
+    return "inf" if math.isinf(x) else f"{x:.4f}"
+
+
+def _expected(theta: float) -> dict[str, str]:
+    """Example 1's closed forms (paper, Sec. 2), written as the readout writes them."""
+    if theta == 0:
+        return {"W": "0.0000", "JS": "0.0000", "KL": "0.0000", "TV": "0.0000"}
+    return {"W": _fmt(abs(theta)), "JS": _fmt(math.log(2)), "KL": "inf", "TV": "1.0000"}
+
+
+KEYS = ("W", "JS", "KL", "TV", "W1_sample")
+
+
+def test_theta_explorer_in_jupyterlab(chromium, lab):
+    from playwright.sync_api import sync_playwright
+
+    console: list[str] = []
+    ARTIFACTS.mkdir(exist_ok=True)
+    shot = ARTIFACTS / "browser_01_example1.png"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.on("console", lambda m: console.append(f"{m.type}: {m.text}"))
+            page.set_default_timeout(30_000)
+            try:
+                _drive(page, lab)
+                page.screenshot(path=str(shot))
+            except BaseException:
+                try:
+                    page.screenshot(path=str(ARTIFACTS / "browser_01_example1-failure.png"))
+                except Exception:  # the original error matters more
+                    pass
+                (ARTIFACTS / "browser_console.log").write_text("\n".join(console))
+                raise
+        finally:
+            browser.close()
+
+
+def _accept_dialog(page) -> None:
+    """Accept a JupyterLab dialog if one is open (e.g. "Select Kernel": take the preferred one)."""
+    button = page.locator(".jp-Dialog .jp-mod-accept")
+    if button.count():
+        button.first.click()
+
+
+def _menu(page, menu: str, item: str) -> None:
+    """Click ``menu`` in the menu bar, then its entry ``item``."""
+    page.locator(".lm-MenuBar-item").filter(has_text=re.compile(rf"^{menu}$")).click()
+    page.get_by_role("menuitem", name=item, exact=True).click()
+
+
+def _drive(page, lab: Lab) -> None:
+    page.goto(f"{lab.url}/lab/tree/{lab.notebook}?token={lab.token}", wait_until="domcontentloaded")
+    notebook = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook")
+    notebook.locator(".jp-Cell").first.wait_for(state="visible", timeout=60_000)
+
+    # Wait until the notebook's own kernel is up and idle, on both sides: the toolbar shows the
+    # kernel's name (not "No Kernel") and an idle indicator, and the server reports it idle.
+    # Running all cells before that opens JupyterLab's "Select Kernel" dialog instead.
+    panel = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)")
+    indicator = panel.locator(".jp-Notebook-ExecutionIndicator")
+    kernel_name = panel.locator(".jp-KernelName")
+
+    def kernel_ready() -> bool:
+        _accept_dialog(page)
+        if indicator.get_attribute("data-status") != "idle":
+            return False
+        if kernel_name.inner_text().strip() in ("", "No Kernel"):
+            return False
+        try:
+            kernels = json.loads(_request(f"{lab.url}/api/kernels", lab.token)[1])
+        except OSError:  # URLError, timeouts: the server is busy, ask again
+            return False
+        return len(kernels) == 1 and kernels[0]["execution_state"] == "idle"
+
+    _wait_until(kernel_ready, 60, "the notebook's kernel to be idle", lambda: lab.log_tail(1500))
+
+    # The notebook is committed with outputs (and saved widget state): clear them first, so
+    # that everything checked below comes from this run. Then run all; both through the menus.
+    code_prompts = notebook.locator(".jp-CodeCell .jp-InputArea-prompt")
+    _menu(page, "Edit", "Clear Outputs of All Cells")
+    _wait_until(
+        lambda: all(p.strip() in ("", "[ ]:") for p in code_prompts.all_inner_texts()),
+        10,
+        "outputs and execution counts to be cleared",
+        lambda: code_prompts.all_inner_texts(),
+    )
+    _menu(page, "Run", "Run All Cells")
+
+    # The explorer is the output that holds the readout table; its first slider is theta.
+    explorer = notebook.locator(".jp-OutputArea-output:has(table.labkit-readout)").first
+    readout = explorer.locator("table.labkit-readout").first
+    theta_slider = explorer.locator(".widget-slider").first
+    handle = theta_slider.locator(".noUi-handle").first
+    theta_label = theta_slider.locator(".widget-readout").first
+    stderr = '.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]'
+    errors = notebook.locator(stderr)
+
+    def state() -> str:
+        cells = {}
+        if readout.count():
+            for key in KEYS:
+                cell = readout.locator(f'td[data-key="{key}"]')
+                cells[key] = cell.inner_text() if cell.count() else None
+        label = theta_label.inner_text() if theta_label.count() else None
+        errs = [e.inner_text()[-800:] for e in errors.all()]
+        return f"theta label {label!r}, readout {cells}, error outputs {errs}"
+
+    # Done when every code cell has an execution count ("[7]:", not "[ ]:" or "[*]:") and the
+    # kernel is idle. The slider is moved only then: the kernel handles widget messages after
+    # the cells queued before them. A traceback fails at once instead of waiting out the timeout.
+    def all_done() -> bool:
+        _accept_dialog(page)
+        for text in errors.all_inner_texts():
+            if "Traceback" in text:
+                raise AssertionError(f"a cell of {lab.notebook} raised:\n{text[-3000:]}")
+        prompts = code_prompts.all_inner_texts()
+        return (
+            all(re.fullmatch(r"\[\d+\]:", p.strip()) for p in prompts)
+            and indicator.get_attribute("data-status") == "idle"
+            and readout.count() > 0
+            and handle.count() > 0
+        )
+
+    _wait_until(all_done, RUN_ALL_TIMEOUT, "Run All to finish and show the theta explorer", state)
+    handle.scroll_into_view_if_needed()
+
+    def check(theta: float) -> None:
+        want = _expected(theta)
+
+        def ok() -> bool:
+            try:
+                if abs(_number(theta_label.inner_text()) - theta) > 1e-9:
+                    return False
+                got = {k: readout.locator(f'td[data-key="{k}"]').inner_text() for k in KEYS}
+            except Exception:  # the widget is being re-rendered: look again
+                return False
+            if any(got[k] != v for k, v in want.items()):
+                return False
+            return abs(float(got["W1_sample"]) - abs(theta)) < 0.1
+
+        _wait_until(ok, UPDATE_TIMEOUT, f"theta = {theta:.2f} and readout {want}", state)
+
+    check(0.5)
+    handle.focus()
+    for _ in range(3):
+        page.keyboard.press("ArrowRight")  # one step each: 0.50 -> 0.53
+    check(0.53)
+    for _ in range(10):
+        page.keyboard.press("PageDown")  # five steps each (noUiSlider's page multiplier): -> 0.03
+    for _ in range(3):
+        page.keyboard.press("ArrowLeft")  # -> 0.00
+    check(0.0)
+    for _ in range(2):
+        page.keyboard.press("ArrowLeft")  # negative theta: W = |theta|
+    check(-0.02)
+
+    # For the screenshot: let the figure catch up, then put the widget at the top of the view.
+    _wait_until(
+        lambda: indicator.get_attribute("data-status") == "idle", UPDATE_TIMEOUT, "kernel idle"
+    )
+    readout.locator("xpath=ancestor::div[contains(@class, 'jp-Cell')][1]").evaluate(
+        "cell => cell.scrollIntoView({block: 'start'})"
+    )
