@@ -1,0 +1,213 @@
+"""Tests of labkit.widgets: the theta explorer's numbers against independent truths, and its DOM.
+
+Closed forms are checked against the paper's values written out here (abs(theta), log 2, +inf, 1);
+the sample W1 against scipy's ``linear_sum_assignment`` on the very same points; the widget by
+setting slider values in Python and parsing the HTML readout, as a browser would see it.
+"""
+
+import math
+from html.parser import HTMLParser
+
+import ipywidgets
+import numpy as np
+import pytest
+import torch
+from scipy.optimize import linear_sum_assignment
+from scipy.spatial.distance import cdist
+
+from labkit import toys, widgets
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+class _Readout(HTMLParser):
+    """Collect the table classes and the text of every ``<td data-key=...>`` cell."""
+
+    def __init__(self):
+        super().__init__()
+        self.tables, self.cells, self._key = [], {}, None
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "table":
+            self.tables.append(attrs.get("class"))
+        if tag == "td" and "data-key" in attrs:
+            self._key = attrs["data-key"]
+            self.cells[self._key] = ""
+
+    def handle_endtag(self, tag):
+        if tag == "td":
+            self._key = None
+
+    def handle_data(self, data):
+        if self._key is not None:
+            self.cells[self._key] += data
+
+
+def parse(text):
+    parser = _Readout()
+    parser.feed(text)
+    return parser.tables, parser.cells
+
+
+def lsa_w1(theta, n, seed):
+    """Exact W1 by the Hungarian algorithm on the explorer's points (independent z)."""
+    real = toys.parallel_lines(0.0, n, generator=torch.Generator().manual_seed(seed))
+    fake = toys.parallel_lines(theta, n, generator=torch.Generator().manual_seed(seed + 1))
+    cost = cdist(real.double().numpy(), fake.double().numpy())
+    rows, cols = linear_sum_assignment(cost)
+    return cost[rows, cols].mean()
+
+
+def parts(box):
+    sliders = [c for c in box.children if type(c).__name__.endswith("Slider")]
+    (html,) = [c for c in box.children if isinstance(c, ipywidgets.HTML)]
+    (image,) = [c for c in box.children if isinstance(c, ipywidgets.Image)]
+    return sliders, html, image
+
+
+@pytest.mark.parametrize("theta", [-1.0, -0.5, 0.25, 1.0])
+def test_readout_closed_forms_away_from_zero(theta):
+    values = widgets.example1_readout(theta, 20)
+    assert values["W"] == pytest.approx(abs(theta), abs=1e-12)
+    assert values["JS"] == pytest.approx(math.log(2), abs=1e-12)
+    assert values["KL"] == math.inf
+    assert values["TV"] == 1.0
+
+
+def test_readout_closed_forms_at_zero():
+    values = widgets.example1_readout(0.0, 20)
+    assert [values[k] for k in ("W", "JS", "KL", "TV")] == [0.0, 0.0, 0.0, 0.0]
+
+
+@pytest.mark.parametrize(("theta", "n", "seed"), [(0.5, 200, 0), (-0.3, 57, 3), (0.0, 120, 7)])
+def test_w1_sample_equals_hungarian_matching(theta, n, seed):
+    expected = lsa_w1(theta, n, seed)
+    got = widgets.example1_readout(theta, n, seed)["W1_sample"]
+    assert got == pytest.approx(expected, rel=1e-5, abs=1e-6)
+    # independent z: never below abs(theta) (f(x, z) = x is 1-Lipschitz), and close to it
+    assert abs(theta) - 1e-6 <= got <= abs(theta) + 0.1
+
+
+def test_samples_have_independent_z_and_the_right_lines():
+    real, fake = widgets.example1_samples(0.7, 300, seed=5)
+    assert real.shape == fake.shape == (300, 2)
+    assert torch.all(real[:, 0] == 0) and torch.allclose(fake[:, 0], torch.tensor(0.7))
+    assert not torch.equal(real[:, 1], fake[:, 1])
+    expected = toys.parallel_lines(0.0, 300, generator=torch.Generator().manual_seed(5))
+    assert torch.equal(real, expected)
+
+
+def test_readout_html_format():
+    tables, cells = parse(
+        widgets.readout_html(
+            {"W": 0.5, "JS": math.log(2), "KL": math.inf, "TV": 1.0, "W1_sample": 0.123456}
+        )
+    )
+    assert tables == ["labkit-readout"]
+    assert cells == {
+        "W": "0.5000",
+        "JS": "0.6931",
+        "KL": "inf",
+        "TV": "1.0000",
+        "W1_sample": "0.1235",
+    }
+
+
+def test_readout_html_needs_every_key():
+    with pytest.raises(ValueError, match="W1_sample"):
+        widgets.readout_html({"W": 0.5, "JS": 0.6931, "KL": math.inf, "TV": 1.0})
+
+
+def test_explorer_dom_contract():
+    box = widgets.theta_explorer()
+    assert isinstance(box, ipywidgets.VBox)
+    sliders, html, image = parts(box)
+    theta, n = sliders
+    assert box.children[0] is theta and isinstance(theta, ipywidgets.FloatSlider)
+    assert (theta.description, theta.min, theta.max, theta.step, theta.value) == (
+        "theta",
+        -1.0,
+        1.0,
+        0.01,
+        0.5,
+    )
+    assert isinstance(n, ipywidgets.IntSlider)
+    assert (n.description, n.min, n.max, n.value) == ("n", 10, 1000, 200)
+    tables, cells = parse(html.value)
+    assert tables == ["labkit-readout"]
+    assert list(cells) == list(widgets.KEYS) == ["W", "JS", "KL", "TV", "W1_sample"]
+    assert cells["W"] == "0.5000" and cells["JS"] == "0.6931" and cells["KL"] == "inf"
+    assert float(cells["W1_sample"]) == pytest.approx(lsa_w1(0.5, 200, 0), abs=6e-5)
+    assert bytes(image.value).startswith(PNG_MAGIC)
+
+
+def test_moving_theta_updates_readout_and_figure():
+    box = widgets.theta_explorer(theta=0.5, n=200, seed=0)
+    (theta, _), html, image = parts(box)
+    before = bytes(image.value)
+    theta.value = 0.25
+    _, cells = parse(html.value)
+    assert cells["W"] == "0.2500"
+    assert cells["JS"] == "0.6931"
+    assert cells["KL"] == "inf"
+    assert cells["TV"] == "1.0000"
+    assert float(cells["W1_sample"]) == pytest.approx(lsa_w1(0.25, 200, 0), abs=6e-5)
+    assert bytes(image.value).startswith(PNG_MAGIC) and bytes(image.value) != before
+    theta.value = 0.0
+    _, cells = parse(html.value)
+    assert [cells[k] for k in ("W", "JS", "KL", "TV")] == ["0.0000"] * 4
+    assert float(cells["W1_sample"]) == pytest.approx(lsa_w1(0.0, 200, 0), abs=6e-5)
+
+
+def test_moving_n_updates_sample_w1_only():
+    box = widgets.theta_explorer(theta=-0.4, n=200, seed=2)
+    (_, n), html, _ = parts(box)
+    n.value = 37
+    _, cells = parse(html.value)
+    assert cells["W"] == "0.4000"
+    assert float(cells["W1_sample"]) == pytest.approx(lsa_w1(-0.4, 37, 2), abs=6e-5)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [
+        ({"theta": float("nan"), "n": 10}, "theta"),
+        ({"theta": math.inf, "n": 10}, "theta"),
+        ({"theta": "0.5", "n": 10}, "theta"),
+        ({"theta": "half", "n": 10}, "theta"),
+        ({"theta": True, "n": 10}, "theta"),
+        ({"theta": 0.5, "n": 0}, "n"),
+        ({"theta": 0.5, "n": 2.5}, "n"),
+        ({"theta": 0.5, "n": True}, "n"),
+        ({"theta": 0.5, "n": 10, "seed": -1}, "seed"),
+    ],
+)
+def test_readout_rejects_bad_input(kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        widgets.example1_readout(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [
+        ({"theta": 1.5}, "theta"),
+        ({"theta": -1.01}, "theta"),
+        ({"theta": float("nan")}, "theta"),
+        ({"n": 5}, "n"),
+        ({"n": 1001}, "n"),
+        ({"n": np.float64(100)}, "n"),
+        ({"seed": -3}, "seed"),
+    ],
+)
+def test_explorer_rejects_bad_input(kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        widgets.theta_explorer(**kwargs)
+
+
+def test_slider_rounding_noise_reads_as_zero():
+    box = widgets.theta_explorer(theta=0.03, n=50)
+    (theta, _), html, _ = parts(box)
+    theta.value = 0.03 - 0.01 - 0.01 - 0.01  # -3.5e-18 in floating point, as a browser may send
+    _, cells = parse(html.value)
+    assert [cells[k] for k in ("W", "JS", "KL", "TV")] == ["0.0000"] * 4
