@@ -1,12 +1,23 @@
 """Command line of the lab: ``python -m labkit info`` and ``python -m labkit toy ...``.
 
-Argument errors are reported as one line on stderr with exit status 2, never as a traceback.
+``toy`` trains a generator on a 2-D toy target by Algorithm 1 and writes into ``--out``:
+``config.json``, ``history.csv``, ``metrics.json``, ``samples.png`` and ``checkpoint.pt``.
+Argument errors are one line on stderr (exit status 2), never a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
+import math
 import sys
+import time
+from pathlib import Path
+from typing import Any
+
+EXIT_INTERRUPTED = 130
+EXIT_DIVERGED = 3
 
 
 def info() -> dict[str, str]:
@@ -37,17 +48,157 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------------------- toy
+def _seed_range(text: str) -> tuple[int, int]:
+    """``"0-7"`` -> (0, 8) as (first seed, number of seeds); ``"3"`` -> (3, 1)."""
+    first, _, last = text.partition("-")
+    try:
+        a, b = int(first), int(last or first)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--seeds {text!r}: expected a range like 0-7 or a single seed") from None
+    if a < 0 or b < a:
+        raise argparse.ArgumentTypeError(f"--seeds {text!r}: need 0 <= first <= last")
+    return a, b - a + 1
+
+
+def _add_config_options(parser: argparse.ArgumentParser) -> None:
+    """One option per :class:`labkit.train.TrainConfig` field, defaulting to "not given"."""
+    from labkit.train import TrainConfig
+
+    defaults = TrainConfig()
+    skip = {"checkpoint", "n_seeds"}
+    for f in dataclasses.fields(TrainConfig):
+        if f.name in skip:
+            continue
+        default = getattr(defaults, f.name)
+        flag = "--" + f.name.replace("_", "-")
+        help_ = f"default {default!r}"
+        if isinstance(default, bool):
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None,
+                                help=help_)
+        elif isinstance(default, tuple):
+            parser.add_argument(flag, type=float, nargs=len(default), default=None, help=help_)
+        else:
+            parser.add_argument(flag, type=type(default), default=None, help=help_)
+
+
+def _config_from_args(args: argparse.Namespace, base: dict[str, Any]):
+    """``base`` (defaults, or the saved config on resume) updated with the options given."""
+    from labkit.train import TrainConfig
+
+    values = dict(base)
+    for f in dataclasses.fields(TrainConfig):
+        given = getattr(args, f.name, None)
+        if given is not None:
+            values[f.name] = given
+    if args.seeds is not None:
+        values["seed"], values["n_seeds"] = args.seeds
+    values["checkpoint"] = str(Path(args.out) / "checkpoint.pt")
+    return TrainConfig.from_dict(values)
+
+
+def _finite_or_none(value: Any) -> Any:
+    return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
+def write_outputs(trainer, out: Path) -> dict[str, Any]:
+    """Write ``history.csv``, ``metrics.json`` and ``samples.png`` for a trainer into ``out``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from labkit import plots
+
+    trainer.history.to_csv(out / "history.csv")
+    per_seed = [{k: _finite_or_none(v) for k, v in row.items()}
+                for row in trainer.final_metrics()]
+    metrics = {"iteration": trainer.iteration, "seeds": per_seed}
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    real, fakes = trainer.samples()
+    fig = plots.toy_samples(
+        real, {f"seed {s}": f for s, f in zip(trainer.seeds, fakes, strict=True)},
+        getattr(trainer.target, "centers", None),
+        title=f"{trainer.config.target}, {trainer.config.loss}, iteration {trainer.iteration}")
+    fig.savefig(out / "samples.png", dpi=100)
+    plt.close(fig)
+    return metrics
+
+
+def _cmd_toy(args: argparse.Namespace) -> int:
+    from labkit import checkpoint
+    from labkit.train import DivergenceError, TrainConfig, Trainer
+
+    out = Path(args.out)
+    ckpt = out / "checkpoint.pt"
+    if args.resume:
+        base = checkpoint.load(ckpt)["config"]
+    elif ckpt.exists():
+        raise ValueError(f"--out {str(out)!r} already holds a run (checkpoint.pt); "
+                         "pass --resume to continue it or choose another --out")
+    else:
+        base = dataclasses.asdict(TrainConfig())
+    config = _config_from_args(args, base)
+    out.mkdir(parents=True, exist_ok=True)
+    trainer = (Trainer.resume(ckpt, config, progress=not args.quiet) if args.resume
+               else Trainer(config, progress=not args.quiet))
+    (out / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+
+    started = time.perf_counter()
+    try:
+        trainer.run()
+    except DivergenceError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_DIVERGED
+    seconds = time.perf_counter() - started
+    metrics = write_outputs(trainer, out)
+    if trainer.interrupted:
+        print(f"interrupted at iteration {trainer.iteration}; checkpoint saved to {ckpt}; "
+              f"continue with: python -m labkit toy --out {out} --resume", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    for row in metrics["seeds"]:
+        summary = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                            for k, v in row.items() if k != "iteration")
+        print(f"iteration {metrics['iteration']}: {summary}")
+    print(f"wrote {out}/ in {seconds:.1f} s")
+    return 0
+
+
+# ------------------------------------------------------------------------------------- main
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports errors as one line and exit status 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m labkit", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = _Parser(prog="python -m labkit", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     p_info = sub.add_parser("info", help="print versions and the device in use")
     p_info.set_defaults(func=_cmd_info)
+
+    p_toy = sub.add_parser("toy", help="train on a 2-D toy target (Algorithm 1)",
+                           description="Train a GAN/WGAN on a 2-D toy target. Options default "
+                                       "to Algorithm 1 (or, with --resume, to the saved run).")
+    p_toy.add_argument("--out", required=True, help="folder for config, history, metrics, "
+                                                   "samples plot and checkpoint")
+    p_toy.add_argument("--resume", action="store_true",
+                       help="continue the run in --out up to --iters in total")
+    p_toy.add_argument("--seeds", type=_seed_range, default=None,
+                       help="train seeds A..B together as an ensemble, e.g. 0-7")
+    p_toy.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_config_options(p_toy)
+    p_toy.set_defaults(func=_cmd_toy)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if getattr(args, "seeds", None) is not None and args.seed is not None:
+        parser.error("give either --seed or --seeds, not both")
     try:
         return args.func(args)
     except (ValueError, FileNotFoundError) as err:

@@ -22,6 +22,7 @@ __all__ = [
     "distance_curves",
     "example1_setup",
     "sample_convergence",
+    "toy_samples",
     "trajectories",
 ]
 
@@ -371,3 +372,45 @@ class Example1View:
         buf = io.BytesIO()
         PIL.Image.fromarray(rgba[..., :3]).save(buf, format="png", compress_level=1)
         return buf.getvalue()
+
+
+def toy_samples(real, fakes: Mapping[str, object], centers=None, *, title: str | None = None,
+                max_points: int = 2500) -> Figure:
+    """Generated 2-D samples over the real ones, one panel per run (e.g. per seed).
+
+    Parameters
+    ----------
+    real : array or tensor, shape (n, 2)
+        Samples of the target, drawn in grey.
+    fakes : mapping of panel title -> array or tensor of shape (m, 2)
+        Generated samples, one panel each (4 panels per row).
+    centers : array or tensor, shape (K, 2), optional
+        Mixture centres, marked with crosses.
+    title : str, optional
+        Title above all panels.
+    max_points : int
+        At most this many points of each set are drawn.
+    """
+    real = _as_points("real", real)[:max_points]
+    centers = _as_points("centers", centers)
+    if not fakes:
+        raise ValueError("fakes must hold at least one set of samples")
+    cols = min(4, len(fakes))
+    rows = -(-len(fakes) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.2 * rows), squeeze=False,
+                             sharex=True, sharey=True)
+    for ax, (name, fake) in zip(axes.flat, fakes.items(), strict=False):
+        fake = _as_points(f"fakes[{name!r}]", fake)[:max_points]
+        ax.scatter(*real.T, s=2, c="0.7", label="real")
+        ax.scatter(*fake.T, s=2, c="C0", alpha=0.6, label="generated")
+        if centers is not None:
+            ax.scatter(*centers.T, marker="x", c="k", s=30, label="centres")
+        ax.set_title(str(name), fontsize=10)
+        ax.set_aspect("equal", adjustable="box")
+    for ax in axes.flat[len(fakes):]:
+        ax.axis("off")
+    axes.flat[0].legend(loc="upper left", fontsize=7, markerscale=3)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig

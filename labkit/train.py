@@ -403,6 +403,14 @@ class Trainer:
             results.append(row)
         return results
 
+    @torch.no_grad()
+    def samples(self) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The evaluation points: real (n, d) of the first seed and one generated (n, d) per
+        seed, on the CPU."""
+        fake = self.generator(self._eval_z).cpu()
+        real = (self._eval_real[0] if self.ensemble else self._eval_real).cpu()
+        return real, list(fake) if self.ensemble else [fake]
+
     def _record_eval(self) -> None:
         self.last_eval = self.evaluate()
         for seed, row in zip(self.seeds, self.last_eval, strict=True):
