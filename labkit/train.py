@@ -10,6 +10,8 @@ naming the iteration while keeping the last good checkpoint.
 Several seeds of a toy train in one pass as an *ensemble* (stacked parameters, leading seed
 dimension S): every tensor below then carries that extra leading dimension, and each loss is
 reduced to one value per seed and summed, which gives each member exactly its own gradient.
+Member s then follows the single run with seed ``seed + s`` up to float rounding, except under
+the gradient penalty, whose interpolation weights all come from the first member's stream.
 """
 
 from __future__ import annotations
@@ -503,7 +505,7 @@ class Trainer:
         pending: list[torch.Tensor] = []
         times: list[float] = []
         bar = _progress_bar(cfg.iters, self.iteration, self.progress)
-        with _sigint_flag() as interrupt:
+        with _sigint_flag() as interrupt, contextlib.closing(bar):
             while self.iteration < cfg.iters and not interrupt.is_set():
                 loss_c = self.critic_phase(critic_steps(cfg, self.iteration))
                 grad_norm_critic = self._grad_norm(self.critic)
@@ -526,7 +528,6 @@ class Trainer:
                     if save_now or end:
                         self.save()
             self.interrupted = interrupt.is_set()
-        bar.close()
         self._emit("end")
         return self.history
 
