@@ -401,15 +401,15 @@ def toy_samples(real, fakes: Mapping[str, object], centers=None, *, title: str |
                              sharex=True, sharey=True)
     for ax, (name, fake) in zip(axes.flat, fakes.items(), strict=False):
         fake = _as_points(f"fakes[{name!r}]", fake)[:max_points]
-        ax.scatter(*real.T, s=2, c="0.7", label="real")
-        ax.scatter(*fake.T, s=2, c="C0", alpha=0.6, label="generated")
         if centers is not None:
-            ax.scatter(*centers.T, marker="x", c="k", s=30, label="centres")
+            ax.scatter(*centers.T, marker="+", c="k", s=60, lw=0.8, label="centres")
+        ax.scatter(*real.T, s=3, c="C1", alpha=0.5, label="real")
+        ax.scatter(*fake.T, s=2, c="C0", alpha=0.5, label="generated")
         ax.set_title(str(name), fontsize=10)
         ax.set_aspect("equal", adjustable="box")
     for ax in axes.flat[len(fakes):]:
         ax.axis("off")
-    axes.flat[0].legend(loc="upper left", fontsize=7, markerscale=3)
+    axes.flat[0].legend(loc="upper left", fontsize=7)
     if title:
         fig.suptitle(title)
     fig.tight_layout()
