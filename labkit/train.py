@@ -185,15 +185,15 @@ def build_constraint(config: TrainConfig) -> objectives.Constraint:
 def build_optimizer(config: TrainConfig, params: Iterable[nn.Parameter]) -> torch.optim.Optimizer:
     """RMSprop (paper), Adam with ``betas`` (WGAN-GP) or plain SGD, at ``config.lr``.
 
-    The multi-tensor (``foreach``) implementations are asked for explicitly: PyTorch uses them by
-    default on CUDA only, and on the CPU they save one Python-level loop per parameter.
+    PyTorch's default implementations are kept: on the CPU the multi-tensor (``foreach``) path
+    measured no faster inside the loop (benchmarks/README.md).
     """
     params = list(params)
     if config.optimizer == "rmsprop":
-        return torch.optim.RMSprop(params, lr=config.lr, foreach=True)
+        return torch.optim.RMSprop(params, lr=config.lr)
     if config.optimizer == "adam":
-        return torch.optim.Adam(params, lr=config.lr, betas=config.betas, foreach=True)
-    return torch.optim.SGD(params, lr=config.lr, foreach=True)
+        return torch.optim.Adam(params, lr=config.lr, betas=config.betas)
+    return torch.optim.SGD(params, lr=config.lr)
 
 
 class DivergenceError(RuntimeError):
@@ -344,13 +344,14 @@ class Trainer:
         Returns the last step's critic loss ``E[f(fake)] - E[f(real)]``: shape () or (S,).
         """
         m = self.config.batch_size
-        for _ in range(n_steps):
+        batch_dim = 1 if self.ensemble else 0
+        # The generator is frozen in this phase, so every step's fresh batches are drawn at once.
+        reals = self.sample_real(m * n_steps).split(m, batch_dim)
+        with torch.no_grad():
+            fakes = self.generator(self.sample_noise(m * n_steps)).split(m, batch_dim)
+        for real, fake in zip(reals, fakes, strict=True):
             self.constraint.before_critic_step(self.critic)
-            real = self.sample_real(m)
-            with torch.no_grad():
-                fake = self.generator(self.sample_noise(m))
             if self.joint_critic_pass:
-                batch_dim = 1 if self.ensemble else 0
                 f_real, f_fake = self.critic(torch.cat([real, fake], batch_dim)).split(m, -1)
             else:
                 f_real, f_fake = self.critic(real), self.critic(fake)
