@@ -17,6 +17,8 @@ import PIL.Image
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from labkit._checks import finite_real
+
 __all__ = [
     "Example1View",
     "distance_curves",
@@ -38,17 +40,6 @@ def _as_points(name: str, points) -> np.ndarray | None:
     if arr.ndim != 2 or arr.shape[1] != 2:
         raise ValueError(f"{name} must have shape (n, 2), got shape {arr.shape}")
     return arr
-
-
-def _check_theta(name: str, theta) -> float:
-    """Return ``theta`` as a finite float; raise ValueError otherwise."""
-    try:
-        value = float(theta)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a finite real number, got {theta!r}") from None
-    if not np.isfinite(value):
-        raise ValueError(f"{name} must be a finite real number, got {theta!r}")
-    return value
 
 
 def example1_setup(theta: float, real=None, fake=None, *, matching: bool = False,
@@ -73,7 +64,7 @@ def example1_setup(theta: float, real=None, fake=None, *, matching: bool = False
     -------
     matplotlib.figure.Figure
     """
-    theta = _check_theta("theta", theta)
+    theta = finite_real("theta", theta)
     real, fake = _as_points("real", real), _as_points("fake", fake)
     if matching and (real is None or fake is None or len(real) != len(fake)):
         raise ValueError("matching=True needs real and fake samples of the same length")
@@ -354,7 +345,7 @@ class Example1View:
         values : dict of str to float
             Current value of every curve (+inf goes to the line drawn for it).
         """
-        theta = _check_theta("theta", theta)
+        theta = finite_real("theta", theta)
         real, fake = _as_points("real", real), _as_points("fake", fake)
         self._segment.set_data([theta, theta], [0, 1])
         self._real.set_offsets(real)

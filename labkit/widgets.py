@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from labkit import divergences, ot, toys
+from labkit._checks import finite_real
 
 __all__ = ["KEYS", "example1_readout", "example1_samples", "readout_html", "theta_explorer"]
 
@@ -33,19 +34,6 @@ _LABELS = {
 #: Ranges of the explorer's sliders.
 THETA_RANGE = (-1.0, 1.0)
 N_RANGE = (10, 1000)
-
-
-def _check_theta(theta) -> float:
-    """Return ``theta`` as a finite float; raise ValueError otherwise."""
-    if isinstance(theta, bool | str | bytes):
-        raise ValueError(f"theta must be a finite real number, got {theta!r}")
-    try:
-        value = float(theta)
-    except (TypeError, ValueError):
-        raise ValueError(f"theta must be a finite real number, got {theta!r}") from None
-    if not math.isfinite(value):
-        raise ValueError(f"theta must be a finite real number, got {theta!r}")
-    return value
 
 
 def _check_int(name: str, value, low: int, high: int | None = None) -> int:
@@ -84,7 +72,7 @@ def example1_samples(theta: float, n: int, seed: int = 0) -> tuple[torch.Tensor,
     real, fake : torch.Tensor, shape (n, 2), float32
         Rows (0, z) and (theta, z').
     """
-    theta = _check_theta(theta)
+    theta = finite_real("theta", theta)
     n = _check_int("n", n, 1)
     seed = _check_int("seed", seed, 0)
     real = toys.parallel_lines(0.0, n, generator=torch.Generator().manual_seed(seed))
@@ -196,7 +184,7 @@ def theta_explorer(theta: float = 0.5, n: int = 200, seed: int = 0) -> ipywidget
     """
     from labkit import plots
 
-    theta = _check_theta(theta)
+    theta = finite_real("theta", theta)
     if not THETA_RANGE[0] <= theta <= THETA_RANGE[1]:
         raise ValueError(f"theta must be in [{THETA_RANGE[0]:g}, {THETA_RANGE[1]:g}], got {theta}")
     n = _check_int("n", n, *N_RANGE)
