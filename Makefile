@@ -34,7 +34,7 @@ lint: setup
 	$(BIN)/ruff check .
 
 test: lint
-	$(BIN)/python -m pytest labkit tests
+	$(BIN)/python -m pytest --doctest-modules labkit tests
 	LABKIT_QUICK=1 $(BIN)/python -m pytest --nbval-lax notebooks/
 
 clean:

@@ -551,12 +551,16 @@ class Trainer:
     def final_metrics(self) -> list[dict[str, Any]]:
         """Evaluation at the current iteration plus the last step's values, one dict per seed.
 
-        Depends only on the state reached, not on the evaluation schedule or on resumes.
+        Depends only on the state reached, not on the evaluation schedule or on resumes; an
+        evaluation the run already made at this iteration is reused, not recomputed.
         """
         last = {r["seed"]: r for r in self.history.rows if r["iteration"] == self.iteration}
+        done = {e["seed"]: e for e in self.history.evals if e["iteration"] == self.iteration}
+        evals = ([{k: v for k, v in done[s].items() if k not in ("iteration", "seed")}
+                  for s in self.seeds] if len(done) == len(self.seeds) else self.evaluate())
         return [{"seed": seed, "iteration": self.iteration,
                  "w_estimate": last.get(seed, {}).get("w_estimate", math.nan), **row}
-                for seed, row in zip(self.seeds, self.evaluate(), strict=True)]
+                for seed, row in zip(self.seeds, evals, strict=True)]
 
 
 def _postfix(history: History, last_eval: list[dict[str, Any]]) -> dict[str, str]:
@@ -591,13 +595,6 @@ def _sigint_flag():
         signal.signal(signal.SIGINT, previous)
 
 
-def train(config: TrainConfig, **kwargs: Any) -> Trainer:
-    """Build a :class:`Trainer` for ``config``, run it and return it (see ``Trainer.run``)."""
-    trainer = Trainer(config, **kwargs)
-    trainer.run()
-    return trainer
-
-
-__all__ = ["TrainConfig", "Trainer", "History", "DivergenceError", "train", "critic_steps",
+__all__ = ["TrainConfig", "Trainer", "History", "DivergenceError", "critic_steps",
            "build_toy_models", "build_constraint", "build_optimizer", "member_seeds",
            "OPTIMIZERS", "CONSTRAINTS", "RESUMABLE_FIELDS"]

@@ -19,16 +19,7 @@ from labkit.models import (
     count_parameters,
     init_dcgan_weights_,
 )
-
-
-def seeded(k):
-    return torch.Generator().manual_seed(k)
-
-
-@pytest.fixture(autouse=True)
-def fixed_global_seed():
-    """Unseeded torch.randn calls in the tests draw the same numbers on every run."""
-    torch.manual_seed(0)
+from labkit.tests.conftest import seeded
 
 
 def linear_layers(model):

@@ -25,17 +25,7 @@ from labkit.objectives import (
     generator_loss,
     make_constraint,
 )
-
-
-def seeded(k):
-    return torch.Generator().manual_seed(k)
-
-
-@pytest.fixture(autouse=True)
-def fixed_global_seed():
-    """Unseeded torch.randn calls in the tests draw the same numbers on every run."""
-    torch.manual_seed(0)
-
+from labkit.tests.conftest import seeded
 
 # --------------------------------------------------------------------------- losses
 
