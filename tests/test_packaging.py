@@ -15,7 +15,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 # PyPI name -> conda-forge name, only where they differ.
-PYPI_TO_CONDA = {"torch": "pytorch"}
+PYPI_TO_CONDA = {"torch": "pytorch", "lmdb": "python-lmdb"}
 # Packages environment.yml needs for itself, not runtime dependencies of labkit.
 CONDA_TOOLS = {"python", "pip"}
 
