@@ -9,10 +9,12 @@ process killed mid-write leaves the previous checkpoint intact. It is read back 
 from __future__ import annotations
 
 import os
+import random
 import tempfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 FORMAT = 1
@@ -80,3 +82,23 @@ def config_differences(saved: dict[str, Any], current: dict[str, Any],
     names = sorted((saved.keys() | current.keys()) - set(ignore))
     return [f"{k}: {saved.get(k)!r} -> {current.get(k)!r}"
             for k in names if saved.get(k) != current.get(k)]
+
+
+def rng_state(generators: list[torch.Generator]) -> dict[str, Any]:
+    """The states of ``generators`` and of torch's, numpy's and Python's global RNGs, as
+    checkpoint-safe values (tensors, lists, numbers)."""
+    np_state = np.random.get_state()
+    return {"members": [g.get_state() for g in generators],
+            "torch": torch.get_rng_state(),
+            "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:]],
+            "python": random.getstate()}
+
+
+def set_rng_state(state: dict[str, Any], generators: list[torch.Generator]) -> None:
+    """Restore what :func:`rng_state` captured, ``generators`` in place."""
+    for g, s in zip(generators, state["members"], strict=True):
+        g.set_state(s)
+    torch.set_rng_state(state["torch"])
+    name, keys, *rest = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), *rest))
+    random.setstate(state["python"])

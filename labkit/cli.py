@@ -64,10 +64,10 @@ def _seed_range(text: str) -> tuple[int, int]:
 
 def _add_config_options(parser: argparse.ArgumentParser) -> None:
     """One option per :class:`labkit.train.TrainConfig` field, defaulting to "not given"."""
-    from labkit.train import TrainConfig
+    from labkit.train import IMAGE_FIELDS, TrainConfig
 
     defaults = TrainConfig()
-    skip = {"checkpoint", "n_seeds"}
+    skip = {"checkpoint", "n_seeds", *IMAGE_FIELDS}
     for f in dataclasses.fields(TrainConfig):
         if f.name in skip:
             continue
