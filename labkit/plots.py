@@ -9,11 +9,15 @@ say so in the legend. :class:`Example1View` is the theta explorer's figure, upda
 from __future__ import annotations
 
 import io
+import os
+import tempfile
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 import PIL.Image
+import scipy.ndimage
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
@@ -23,9 +27,14 @@ __all__ = [
     "Example1View",
     "distance_curves",
     "example1_setup",
+    "image_grid",
+    "median_filter",
     "sample_convergence",
+    "sample_grid",
+    "save_image_grid",
     "toy_samples",
     "trajectories",
+    "w_estimate_curves",
 ]
 
 #: Colours of the usual quantities, shared by every figure so that W is always the same blue.
@@ -403,5 +412,122 @@ def toy_samples(real, fakes: Mapping[str, object], centers=None, *, title: str |
     axes.flat[0].legend(loc="upper left", fontsize=7)
     if title:
         fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+# --------------------------------------------------------------------------- image runs
+def image_grid(images, nrow: int = 8, padding: int = 2) -> np.ndarray:
+    """Tile images in [-1, 1] into one uint8 RGB picture (white gaps), as the authors' grids.
+
+    Parameters
+    ----------
+    images : array or tensor (N, 3, S, S), values in [-1, 1]
+    nrow : int
+        Images per row.
+    padding : int
+        Pixels between images.
+
+    Returns
+    -------
+    ndarray (rows * (S + padding) + padding, nrow * (S + padding) + padding, 3), uint8
+        Pixel p = round((x + 1) * 127.5), clipped to [0, 255].
+
+    >>> image_grid(np.zeros((3, 3, 16, 16)), nrow=2).shape
+    (38, 38, 3)
+    """
+    x = np.asarray(images.detach().cpu() if hasattr(images, "detach") else images, dtype=float)
+    if x.ndim != 4 or x.shape[1] != 3:
+        raise ValueError(f"images must have shape (N, 3, S, S); got {x.shape}")
+    n, _, h, w = x.shape
+    rows = -(-n // nrow)
+    grid = np.full((rows * (h + padding) + padding, nrow * (w + padding) + padding, 3), 255,
+                   dtype=np.uint8)
+    pixels = np.clip(np.rint((x + 1) * 127.5), 0, 255).astype(np.uint8).transpose(0, 2, 3, 1)
+    for k, image in enumerate(pixels):
+        top, left = padding + (k // nrow) * (h + padding), padding + (k % nrow) * (w + padding)
+        grid[top:top + h, left:left + w] = image
+    return grid
+
+
+def save_image_grid(images, path: str | os.PathLike, nrow: int = 8) -> Path:
+    """Write :func:`image_grid` of ``images`` as a PNG at ``path``, atomically (temporary file
+    and ``os.replace``, so a reader never sees half a picture)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            PIL.Image.fromarray(image_grid(images, nrow)).save(f, format="png")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def sample_grid(images, *, title: str, nrow: int = 8) -> Figure:
+    """A figure showing :func:`image_grid` of ``images`` under ``title`` (say which data, which
+    device and which iteration produced them)."""
+    grid = image_grid(images, nrow)
+    fig, ax = plt.subplots(figsize=(min(8.0, grid.shape[1] / 40 + 1), min(8.0, grid.shape[0] / 40
+                                                                         + 1.3)))
+    ax.imshow(grid, interpolation="nearest")
+    ax.set_axis_off()
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def median_filter(values, width: int = 101) -> np.ndarray:
+    """Running median over ``width`` points (odd), the edges padded with the nearest value.
+
+    The paper smooths its W curves this way (width 101; Figures 3 and 4).
+
+    >>> median_filter([0, 0, 9, 0, 0], 3).tolist()
+    [0.0, 0.0, 0.0, 0.0, 0.0]
+    """
+    if isinstance(width, bool) or not isinstance(width, int) or width < 1 or width % 2 == 0:
+        raise ValueError(f"width={width!r} is not allowed; it must be an odd integer >= 1")
+    return scipy.ndimage.median_filter(np.asarray(values, dtype=float), size=width,
+                                       mode="nearest")
+
+
+def w_estimate_curves(curves: Mapping[str, tuple], *, width: int = 101,
+                      title: str | None = None, swd: Mapping[str, tuple] | None = None) -> Figure:
+    """The critic's W estimate against generator iterations, as the paper's Figures 3 and 4.
+
+    Parameters
+    ----------
+    curves : mapping of label -> (iterations, w_estimate)
+        One line per run, each median-filtered over ``width`` iterations (raw values faint).
+    width : int, default 101
+        The paper's filter width.
+    title : str, optional
+        Say which data and device produced the curves.
+    swd : mapping of label -> (iterations, swd), optional
+        The image metric at the evaluations, drawn in a second panel on the same iteration axis,
+        so that the W estimate and sample quality can be read together.
+    """
+    if not curves:
+        raise ValueError("curves must hold at least one run")
+    panels = 2 if swd else 1
+    fig, axes = plt.subplots(panels, 1, figsize=(7, 3.2 * panels), sharex=True, squeeze=False)
+    ax = axes[0, 0]
+    for k, (label, (its, w)) in enumerate(curves.items()):
+        its, w = np.asarray(its, dtype=float), np.asarray(w, dtype=float)
+        used = min(width, len(w) - 1 + len(w) % 2) or 1  # a short run: the longest odd window
+        ax.plot(its, w, color=f"C{k}", alpha=0.2, lw=0.6)
+        ax.plot(its, median_filter(w, used), color=f"C{k}", label=f"{label} (median of {used})")
+    ax.set_ylabel("W estimate  (-Loss_D)")
+    ax.legend(fontsize=8)
+    if swd:
+        for k, (label, (its, values)) in enumerate(swd.items()):
+            axes[1, 0].plot(its, values, "o-", color=f"C{k}", ms=3, label=label)
+        axes[1, 0].set_ylabel("SWD x 1e3 (lower is better)")
+        axes[1, 0].legend(fontsize=8)
+    axes[-1, 0].set_xlabel("generator iterations")
+    if title:
+        fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig

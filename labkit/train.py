@@ -277,7 +277,11 @@ def build_target(config: TrainConfig, rank: int = 0, world: int = 1):
     """The real data P_r: a toy target, or this rank's share of the image cache at ``data``."""
     if config.target != "images":
         return toys.make_target(config.target)
-    cache = open_cache(config.data, size=config.image_size)
+    cache = open_cache(config.data)
+    if cache.size != config.image_size:
+        raise ValueError(f"image_size={config.image_size} does not match the cache at "
+                         f"{config.data!r}, made at size {cache.size}; pass --image-size "
+                         f"{cache.size} or prepare a cache with --size {config.image_size}")
     if config.eval_samples >= cache.count:
         raise ValueError(f"eval_samples={config.eval_samples} is not allowed; the cache at "
                          f"{config.data!r} holds {cache.count} images, and the held-out ones must "

@@ -1,0 +1,131 @@
+"""Image runs through the one training loop: the image data source, each generator of the
+paper's Figures 5 to 7 for a few iterations, exact resume, the authors' defaults, and one-line
+errors for bad input. Everything is 16 x 16 with tiny models so that it runs on the CPU."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from labkit.datasets import ImageDataset, iters_for_epochs, synthetic_images
+from labkit.images import save_cache, to_unit_range
+from labkit.train import TrainConfig, Trainer, image_config
+
+N_IMAGES, HOLDOUT = 80, 16
+TINY = dict(image_size=16, ngf=4, ndf=4, hidden=16, batch_size=8, n_critic=2,
+            critic_warmup=False, eval_every=2, eval_samples=HOLDOUT)
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    return save_cache(synthetic_images(N_IMAGES, 16), tmp_path_factory.mktemp("cache"),
+                      "synthetic_images(80, 16)")
+
+
+def tiny(cache, **kwargs) -> TrainConfig:
+    return image_config(cache.path, **{"iters": 4, **TINY, **kwargs})
+
+
+def state(module):
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+# ------------------------------------------------------------------ data source
+def test_dataset_returns_the_drawn_rows_in_unit_range(cache):
+    data = ImageDataset(cache, holdout=HOLDOUT)
+    got = data.sample(200, torch.Generator().manual_seed(5))
+    rows = torch.randint(N_IMAGES - HOLDOUT, (200,), generator=torch.Generator().manual_seed(5))
+    expected = np.asarray(cache.images)[rows.numpy()].astype(np.float64) / 127.5 - 1
+    np.testing.assert_allclose(got.numpy(), expected, atol=1e-6)
+    assert int(rows.max()) < N_IMAGES - HOLDOUT  # the held-out images are never drawn
+    torch.testing.assert_close(data.heldout(), to_unit_range(cache.images[N_IMAGES - HOLDOUT:]))
+
+
+def test_ranks_share_one_draw(cache):
+    whole = ImageDataset(cache).sample(12, torch.Generator().manual_seed(1))
+    shares = [ImageDataset(cache, rank=r, world=3).sample(12, torch.Generator().manual_seed(1))
+              for r in range(3)]
+    for r, share in enumerate(shares):
+        torch.testing.assert_close(share, whole[r::3], rtol=0, atol=0)
+
+
+def test_epochs_map_to_generator_iterations(cache):
+    # One epoch = (N - holdout) / batch_size critic steps = that / n_critic generator iterations.
+    assert iters_for_epochs(640, 1, 64, 5) == 2
+    assert iters_for_epochs(3_033_042, 25, 64, 5) == 236_957
+    assert image_config(cache.path, image_size=16, eval_samples=HOLDOUT).iters == \
+        int(np.ceil(25 * (N_IMAGES - HOLDOUT) / (64 * 5)))
+
+
+def test_image_defaults_are_the_authors(cache):
+    c = image_config(cache.path, image_size=16, eval_samples=HOLDOUT)
+    assert (c.batch_size, c.nz, c.ngf, c.ndf, c.optimizer, c.lr, c.clip, c.n_critic) == \
+        (64, 100, 64, 64, "rmsprop", 5e-5, 0.01, 5)
+    assert (c.critic_warmup, c.generator, c.critic_batchnorm, c.target) == \
+        (True, "dcgan", True, "images")
+    assert TrainConfig().image_size == 64
+
+
+# ------------------------------------------------------------------ training
+@pytest.mark.parametrize("generator", ["dcgan", "dcgan-nobn", "mlp"])
+def test_each_generator_trains_a_few_iterations(cache, generator):
+    t = Trainer(tiny(cache, generator=generator), progress=False)
+    before = state(t.generator)
+    t.run()
+    assert len(t.history.rows) == 4 and all(np.isfinite(r["w_estimate"]) for r in t.history.rows)
+    assert [e["iteration"] for e in t.history.evals] == [0, 2, 4]
+    assert all(e["swd"] > 0 and e["swd"] == e["swd_16"] for e in t.history.evals)
+    assert tuple(t.evaluator.grid.shape) == (64, 3, 16, 16)
+    assert t.evaluator.grid.abs().max() <= 1 or generator == "mlp"  # only DCGAN ends in tanh
+    assert max(p.abs().max().item() for p in t.critic.parameters()) <= 0.01
+    assert any(not torch.equal(before[k], v) for k, v in state(t.generator).items())
+    has_bn = any(isinstance(m, torch.nn.BatchNorm2d) for m in t.generator.modules())
+    assert has_bn == (generator == "dcgan")
+
+
+def test_image_resume_is_bit_exact(cache, tmp_path):
+    cfg = dict(clip_timing="before", n_critic=3)
+    one_go = Trainer(tiny(cache, iters=6, **cfg), progress=False)
+    one_go.run()
+    path = str(tmp_path / "ckpt.pt")
+    Trainer(tiny(cache, iters=3, checkpoint=path, **cfg), progress=False).run()
+    resumed = Trainer.resume(path, tiny(cache, iters=6, checkpoint=path, **cfg), progress=False)
+    resumed.run()
+    for a, b in [(one_go.generator, resumed.generator), (one_go.critic, resumed.critic)]:
+        sa, sb = state(a), state(b)
+        assert all(torch.equal(sa[k], sb[k]) for k in sa)  # BatchNorm running stats included
+    cols_a, cols_b = one_go.history.as_dict(), resumed.history.as_dict()
+    cols_a.pop("time"), cols_b.pop("time")
+    assert json.dumps(cols_a) == json.dumps(cols_b)
+    assert torch.equal(one_go.evaluator.grid, resumed.evaluator.grid)
+
+
+# ------------------------------------------------------------------ bad input
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(image_size=48), "image_size=48 is not allowed; it must be a power of two >= 16"),
+    (dict(image_size=8), "image_size=8 is not allowed; it must be a power of two >= 16"),
+    (dict(generator="resnet"), "generator='resnet' is not known; choose one of dcgan, "),
+    (dict(data=None), "data=None is not allowed; it must be the folder of an image cache"),
+    (dict(n_seeds=2), "n_seeds=2 is not allowed; it must be 1 for image runs"),
+])
+def test_bad_image_config_is_one_line_naming_the_field(kwargs, message):
+    with pytest.raises(ValueError, match="^" + message.replace("(", r"\(").replace(")", r"\)")):
+        TrainConfig(**{"target": "images", "data": "somewhere", **kwargs})
+
+
+def test_cache_of_another_size_or_too_small_is_refused(cache, tmp_path):
+    with pytest.raises(ValueError, match="^image_size=32 does not match the cache at .* made at "
+                                         "size 16"):
+        Trainer(tiny(cache, image_size=32), progress=False)
+    with pytest.raises(ValueError, match="^eval_samples=80 is not allowed; the cache at .* holds "
+                                         "80 images"):
+        Trainer(tiny(cache, eval_samples=80), progress=False)
+    with pytest.raises(FileNotFoundError, match="cache: no folder at"):
+        Trainer(TrainConfig(**{**TINY, "target": "images", "data": str(tmp_path / "none")}),
+                progress=False)
+
+
+def test_toys_refuse_image_generators():
+    with pytest.raises(ValueError, match="^generator='dcgan' is not allowed; it must be 'mlp' for"):
+        TrainConfig(generator="dcgan")
