@@ -1,8 +1,11 @@
-"""Command line of the lab: ``python -m labkit info`` and ``python -m labkit toy ...``.
+"""Command line of the lab: ``python -m labkit info``, ``toy ...`` and ``lsun train ...``.
 
 ``toy`` trains a generator on a 2-D toy target by Algorithm 1 and writes into ``--out``:
 ``config.json``, ``history.csv``, ``metrics.json``, ``samples.png`` and ``checkpoint.pt``.
-Argument errors are one line on stderr (exit status 2), never a traceback.
+``lsun train`` trains the paper's DCGAN critic against a chosen generator on an image cache
+(``lsun prepare``) through the same loop, data-parallel under ``torchrun``, and writes
+``config.json``, ``history.csv``, ``metrics.json``, ``w_estimate.png``, ``samples/*.png`` and
+``checkpoint.pt``. Argument errors are one line on stderr (exit status 2), never a traceback.
 """
 
 from __future__ import annotations
@@ -62,16 +65,17 @@ def _seed_range(text: str) -> tuple[int, int]:
     return a, b - a + 1
 
 
-def _add_config_options(parser: argparse.ArgumentParser) -> None:
-    """One option per :class:`labkit.train.TrainConfig` field, defaulting to "not given"."""
-    from labkit.train import IMAGE_FIELDS, TrainConfig
+def _add_config_options(parser: argparse.ArgumentParser, skip: set[str],
+                        defaults: dict[str, Any] | None = None) -> None:
+    """One option per :class:`labkit.train.TrainConfig` field but ``skip``, defaulting to "not
+    given"; the help shows ``defaults`` (the toy defaults unless given)."""
+    from labkit.train import TrainConfig
 
-    defaults = TrainConfig()
-    skip = {"checkpoint", "n_seeds", *IMAGE_FIELDS}
+    defaults = {**dataclasses.asdict(TrainConfig()), **(defaults or {})}
     for f in dataclasses.fields(TrainConfig):
         if f.name in skip:
             continue
-        default = getattr(defaults, f.name)
+        default = defaults[f.name]
         flag = "--" + f.name.replace("_", "-")
         help_ = f"default {default!r}"
         if isinstance(default, bool):
@@ -83,15 +87,19 @@ def _add_config_options(parser: argparse.ArgumentParser) -> None:
             parser.add_argument(flag, type=type(default), default=None, help=help_)
 
 
+def _given_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The :class:`labkit.train.TrainConfig` fields given on the command line."""
+    from labkit.train import TrainConfig
+
+    return {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
+            if getattr(args, f.name, None) is not None}
+
+
 def _config_from_args(args: argparse.Namespace, base: dict[str, Any]):
     """``base`` (defaults, or the saved config on resume) updated with the options given."""
     from labkit.train import TrainConfig
 
-    values = dict(base)
-    for f in dataclasses.fields(TrainConfig):
-        given = getattr(args, f.name, None)
-        if given is not None:
-            values[f.name] = given
+    values = {**base, **_given_options(args)}
     if args.seeds is not None:
         values["seed"], values["n_seeds"] = args.seeds
     values["checkpoint"] = str(Path(args.out) / "checkpoint.pt")
@@ -165,6 +173,139 @@ def _cmd_toy(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------------------- lsun
+def _grid_writer(out: Path):
+    """A trainer callback writing each evaluation's fixed-noise grid to out/samples/."""
+    from labkit import plots
+
+    def write(event: str, trainer) -> None:
+        if event == "eval":
+            plots.save_image_grid(trainer.evaluator.grid,
+                                  out / "samples" / f"iter_{trainer.iteration:06d}.png")
+
+    return write
+
+
+def write_image_outputs(trainer, out: Path) -> dict[str, Any]:
+    """Write ``history.csv``, ``metrics.json`` and ``w_estimate.png`` of an image run into
+    ``out``; the figure's title names the data and the device."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from labkit import plots
+
+    trainer.history.to_csv(out / "history.csv")
+    (row,) = trainer.final_metrics()
+    metrics = {"iteration": trainer.iteration,
+               "seeds": [{k: _finite_or_none(v) for k, v in row.items()}]}
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    cfg, cols = trainer.config, trainer.history.as_dict()
+    steps = [(i, w) for i, w in zip(cols["iteration"], cols["w_estimate"], strict=True)
+             if w is not None]
+    evals = [(e["iteration"], e["swd"]) for e in trainer.history.evals]
+    source = trainer.target.cache.manifest.get("source", cfg.data)
+    fig = plots.w_estimate_curves(
+        {cfg.generator: tuple(zip(*steps, strict=True)) if steps else ((), ())},
+        swd={cfg.generator: tuple(zip(*evals, strict=True))},
+        title=f"data: {source} ({cfg.image_size}x{cfg.image_size}); device: {cfg.device} x "
+              f"{trainer.world}")
+    fig.savefig(out / "w_estimate.png", dpi=100)
+    plt.close(fig)
+    return metrics
+
+
+def _cmd_lsun_train(args: argparse.Namespace) -> int:
+    from labkit import checkpoint, distributed
+    from labkit.train import TrainConfig, image_config
+
+    out = Path(args.out)
+    ckpt = out / "checkpoint.pt"
+    given = {**_given_options(args), "checkpoint": str(ckpt)}
+    if args.data is not None:
+        given["data"] = args.data
+    if args.resume:
+        config = TrainConfig.from_dict({**checkpoint.load(ckpt)["config"], **given})
+    elif ckpt.exists():
+        raise ValueError(f"--out {str(out)!r} already holds a run (checkpoint.pt); "
+                         "pass --resume to continue it or choose another --out")
+    elif args.data is None:
+        raise ValueError("--data is required: the folder of an image cache made by "
+                         "`python -m labkit lsun prepare`")
+    else:
+        config = image_config(given.pop("data"), epochs=args.epochs, **given)
+    rank, _ = distributed.init_from_env(config.device)
+    try:
+        return _train_images(args, config, rank)
+    finally:
+        distributed.shutdown()
+
+
+def _train_images(args: argparse.Namespace, config, rank: int) -> int:
+    """Train ``config`` as rank ``rank`` and write the outputs (rank 0)."""
+    from labkit import plots
+    from labkit.train import DivergenceError, Trainer
+
+    out = Path(args.out)
+    ckpt = out / "checkpoint.pt"
+    kwargs = {"callbacks": [_grid_writer(out)] if rank == 0 else [],
+              "progress": not args.quiet and rank == 0}
+    trainer = Trainer.resume(ckpt, config, **kwargs) if args.resume else Trainer(config, **kwargs)
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+        plots.save_image_grid(trainer.samples()[0], out / "samples" / "real.png")
+    started = time.perf_counter()
+    try:
+        trainer.run()
+    except DivergenceError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_DIVERGED
+    if rank != 0:
+        return EXIT_INTERRUPTED if trainer.interrupted else 0
+    metrics = write_image_outputs(trainer, out)
+    if trainer.interrupted:
+        print(f"interrupted at iteration {trainer.iteration}; checkpoint saved to {ckpt}; "
+              f"continue with: python -m labkit lsun train --out {out} --resume", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    row = metrics["seeds"][0]
+    print(f"iteration {trainer.iteration}: W estimate {row['w_estimate']:.4g}, "
+          f"SWD x 1e3 {row['swd']:.4g}; wrote {out}/ in {time.perf_counter() - started:.1f} s")
+    return 0
+
+
+def _add_lsun_train(lsun: argparse._SubParsersAction) -> None:
+    """Add ``train`` to the ``lsun`` command group."""
+    from labkit.train import IMAGE_DEFAULTS
+
+    p = lsun.add_parser(
+        "train", help="train the paper's DCGAN WGAN on an image cache",
+        description="Train a WGAN on an image cache (python -m labkit lsun prepare). Options "
+                    "default to the authors' LSUN configuration (or, with --resume, to the "
+                    "saved run). Under torchrun --nproc_per_node=K it runs data-parallel: "
+                    "--batch-size is the global batch, split over the K processes.")
+    p.add_argument("--data", help="folder of the image cache (required for a new run)")
+    p.add_argument("--out", required=True, help="folder for config, history, metrics, the W "
+                                                "plot, sample grids and the checkpoint")
+    p.add_argument("--epochs", type=float, default=25.0,
+                   help="passes over the training images, converted to --iters (default 25; "
+                        "one epoch = N / (batch_size * n_critic) generator iterations)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out up to --iters in total")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_config_options(p, skip={"checkpoint", "n_seeds", "target", "data"},
+                        defaults=IMAGE_DEFAULTS)
+    p.set_defaults(func=_cmd_lsun_train)
+
+
+def _add_lsun_commands(sub: argparse._SubParsersAction) -> None:
+    """The ``lsun`` command group (its data commands come from the image-data work)."""
+    p_lsun = sub.add_parser("lsun", help="the paper's LSUN experiment: train on an image cache")
+    lsun = p_lsun.add_subparsers(dest="lsun_command", required=True, parser_class=_Parser)
+    _add_lsun_train(lsun)
+
+
 # ------------------------------------------------------------------------------------- main
 class _Parser(argparse.ArgumentParser):
     """argparse that reports errors as one line and exit status 2."""
@@ -174,6 +315,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from labkit.train import IMAGE_FIELDS
+
     parser = _Parser(prog="python -m labkit", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     p_info = sub.add_parser("info", help="print versions and the device in use")
@@ -189,8 +332,9 @@ def build_parser() -> argparse.ArgumentParser:
     p_toy.add_argument("--seeds", type=_seed_range, default=None,
                        help="train seeds A..B together as an ensemble, e.g. 0-7")
     p_toy.add_argument("--quiet", action="store_true", help="no progress bar")
-    _add_config_options(p_toy)
+    _add_config_options(p_toy, skip={"checkpoint", "n_seeds", *IMAGE_FIELDS})
     p_toy.set_defaults(func=_cmd_toy)
+    _add_lsun_commands(sub)
     return parser
 
 

@@ -34,21 +34,23 @@ def init_from_env(device: str) -> tuple[int, int]:
     """Join the process group described by torchrun's environment; return ``(rank, world)``.
 
     Without ``WORLD_SIZE`` (or with ``WORLD_SIZE=1``) nothing is initialised and ``(0, 1)`` is
-    returned. The backend is NCCL for CUDA devices and gloo otherwise.
+    returned. The backend is NCCL for CUDA devices and gloo otherwise; with ``device="cuda"``
+    each process makes GPU number ``LOCAL_RANK`` its current device, so ``"cuda"`` means that GPU.
     """
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world == 1:
         return 0, 1
+    if device.startswith("cuda"):
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
     return dist.get_rank(), dist.get_world_size()
 
 
-def local_device(device: str) -> str:
-    """``cuda`` becomes ``cuda:LOCAL_RANK`` under torchrun; any other device is returned as is."""
-    if device == "cuda" and "LOCAL_RANK" in os.environ:
-        return f"cuda:{int(os.environ['LOCAL_RANK'])}"
-    return device
+def shutdown() -> None:
+    """Leave the process group, if one was joined."""
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def world_size() -> int:
@@ -87,5 +89,5 @@ def any_rank(flag: bool, device: torch.device) -> bool:
     return bool(value.item())
 
 
-__all__ = ["init_from_env", "local_device", "world_size", "rank", "average_gradients",
+__all__ = ["init_from_env", "shutdown", "world_size", "rank", "average_gradients",
            "mean_over_ranks", "any_rank"]

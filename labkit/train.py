@@ -430,6 +430,8 @@ class Trainer:
         self.device = torch.device(config.device)
         self.seeds = [config.seed + s for s in range(config.n_seeds)]
         self.ensemble = config.n_seeds > 1
+        if self.device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"device={config.device!r} is not available: no GPU is visible")
         self.rank, self.world = distributed.rank(), distributed.world_size()
         if config.batch_size % self.world or (self.world > 1 and config.target != "images"):
             raise ValueError(f"batch_size={config.batch_size} must be divisible by the "
@@ -532,8 +534,6 @@ class Trainer:
         return self.evaluator.samples(self.generator)
 
     def _record_eval(self) -> None:
-        if self.rank != 0:
-            return
         self.last_eval = self.evaluate()
         for seed, row in zip(self.seeds, self.last_eval, strict=True):
             self.history.add_eval(self.iteration, seed, row)
@@ -612,7 +612,8 @@ class Trainer:
         cfg = self.config
         self.interrupted = False
         start = time.perf_counter() - self.elapsed
-        if self.iteration == 0 and not self.history.evals:
+        evaluating = self.rank == 0  # under data parallelism rank 0 evaluates for all
+        if self.iteration == 0 and not self.history.evals and evaluating:
             self._record_eval()
         pending: list[torch.Tensor] = []
         times: list[float] = []
@@ -625,7 +626,7 @@ class Trainer:
                 times.append(time.perf_counter() - start)
                 bar.update(1)
                 stop = self._stop_requested(interrupt)
-                eval_now = self.iteration % cfg.eval_every == 0
+                eval_now = self.iteration % cfg.eval_every == 0 and evaluating
                 save_now = self.iteration % cfg.checkpoint_every == 0
                 end = self.iteration == cfg.iters or stop
                 if eval_now or save_now or end or len(pending) == 100:

@@ -1,0 +1,90 @@
+"""End-to-end tests of ``python -m labkit lsun train`` on a tiny synthetic cache: outputs, exact
+resume, and one-line errors naming the parameter."""
+
+import json
+
+import pytest
+
+from labkit import checkpoint
+from labkit.cli import main
+from labkit.datasets import synthetic_images
+from labkit.images import save_cache
+
+TINY = ["--image-size", "16", "--ngf", "4", "--ndf", "4", "--batch-size", "8", "--n-critic", "2",
+        "--no-critic-warmup", "--eval-every", "2", "--eval-samples", "16", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    return save_cache(synthetic_images(64, 16, seed=3), tmp_path_factory.mktemp("cli-cache"),
+                      "synthetic_images(64, 16, seed=3)")
+
+
+@pytest.fixture
+def cli(capsys):
+    """``python -m labkit ARGS`` in-process: returns (status, stdout, stderr)."""
+
+    def run(*args, check=True):
+        try:
+            status = main([str(a) for a in args])
+        except SystemExit as stop:
+            status = stop.code
+        captured = capsys.readouterr()
+        if check:
+            assert status == 0, captured.err
+        return status, captured.out, captured.err
+
+    return run
+
+
+def test_train_writes_everything_and_resume_equals_one_go(cache, tmp_path, cli):
+    one_go, split = tmp_path / "one", tmp_path / "split"
+    _, stdout, _ = cli("lsun", "train", "--data", cache.path, "--out", one_go, "--iters", 4, *TINY)
+    assert stdout.startswith("iteration 4: W estimate ")
+    assert {p.name for p in one_go.iterdir()} == {"config.json", "history.csv", "metrics.json",
+                                                  "w_estimate.png", "samples", "checkpoint.pt"}
+    assert sorted(p.name for p in (one_go / "samples").iterdir()) == \
+        ["iter_000000.png", "iter_000002.png", "iter_000004.png", "real.png"]
+    assert (one_go / "samples" / "iter_000004.png").read_bytes()[:4] == b"\x89PNG"
+    config = json.loads((one_go / "config.json").read_text())
+    assert (config["generator"], config["nz"], config["lr"], config["clip"], config["ngf"]) == \
+        ("dcgan", 100, 5e-05, 0.01, 4)
+
+    cli("lsun", "train", "--data", cache.path, "--out", split, "--iters", 2, *TINY)
+    cli("lsun", "train", "--out", split, "--resume", "--iters", 4, "--quiet")
+    assert (split / "metrics.json").read_text() == (one_go / "metrics.json").read_text()
+    a, b = (checkpoint.load(p / "checkpoint.pt") for p in (one_go, split))
+    assert all((a["critic"][k] == b["critic"][k]).all() for k in a["critic"])
+
+
+def test_epochs_set_the_iterations(cache, tmp_path, cli):
+    # 64 - 16 held out = 48 training images; one epoch = 48 / (8 * 2) = 3 generator iterations.
+    out = tmp_path / "epochs"
+    cli("lsun", "train", "--data", cache.path, "--out", out, "--epochs", 1, *TINY)
+    assert json.loads((out / "config.json").read_text())["iters"] == 3
+    assert json.loads((out / "metrics.json").read_text())["iteration"] == 3
+
+
+@pytest.mark.parametrize("args, message", [
+    ([], "error: --data is required: the folder of an image cache made by `python -m labkit "
+         "lsun prepare`"),
+    (["--data", "{cache}", "--image-size", "48"],
+     "error: image_size=48 is not allowed; it must be a power of two >= 16"),
+    (["--data", "{cache}", "--image-size", "32"],
+     "error: image_size=32 does not match the cache at '{cache}', made at size 16; pass "
+     "--image-size 16 or prepare a cache with --size 32"),
+    (["--data", "{cache}", "--generator", "resnet"],
+     "error: generator='resnet' is not known; choose one of dcgan, dcgan-nobn, mlp"),
+    (["--data", "{tmp}/none"], "error: cache: no folder at '{tmp}/none'"),
+    (["--data", "{cache}", "--device", "cuda:7"],
+     "error: device='cuda:7' is not available: no GPU is visible"),
+])
+def test_bad_input_is_one_line(cache, tmp_path, cli, args, message):
+    fill = {"cache": str(cache.path), "tmp": str(tmp_path)}
+    args = [a.format(**fill) for a in args]  # after TINY, so that they win
+    status, _, err = cli("lsun", "train", "--out", tmp_path / "x", "--iters", 1, *TINY, *args,
+                         check=False)
+    if "cuda" in message and err.startswith("iteration"):
+        pytest.skip("a GPU is visible")
+    assert status == 2
+    assert err.strip() == message.format(**fill)
