@@ -328,9 +328,9 @@ def _key_text(key: bytes | str) -> str:
 
 
 # ----------------------------------------------------------------------------------- prepare
-def _decode_chunk(task: tuple[int, Any, int], reader, size: int):
-    """Decode one chunk ``(index, first key, count)``: (index, uint8 (n, 3, S, S), skipped)."""
-    index, first, count = task
+def _decode_chunk(task: tuple[Any, int], reader, size: int):
+    """Decode the chunk ``(first key, count)``: (count, uint8 (n, 3, S, S), skipped)."""
+    first, count = task
     pixels = np.empty((count, 3, size, size), dtype=np.uint8)
     good, skipped = 0, []
     for key, data in reader.records(first, count):
@@ -339,7 +339,7 @@ def _decode_chunk(task: tuple[int, Any, int], reader, size: int):
             good += 1
         except Exception as err:  # noqa: BLE001 - any undecodable record is skipped and reported
             skipped.append((_key_text(key), _reason(err)))
-    return index, pixels[:good], skipped
+    return count, pixels[:good], skipped
 
 
 _worker: dict[str, Any] = {}
@@ -358,7 +358,7 @@ def _init_worker(reader_pickle: bytes, size: int) -> None:
         _worker.update(error=err)
 
 
-def _decode_in_worker(task: tuple[int, Any, int]):
+def _decode_in_worker(task: tuple[Any, int]):
     if "error" in _worker:
         raise _worker["error"]
     return _decode_chunk(task, _worker["reader"], _worker["size"])
@@ -370,17 +370,19 @@ def _positive(name: str, value: Any) -> int:
     return int(value)
 
 
-def _plan(reader, limit: int | None, chunk_size: int):
-    """Chunks ``(index, first key, count)`` over the first ``limit`` keys, and their SHA-256."""
+def _plan(reader, limit: int | None, chunk_size: int, start: int):
+    """Chunks ``(first key, count)`` over records ``start`` to ``limit``; the number of records
+    up to ``limit`` and the SHA-256 of their keys (to recognise the source on resuming)."""
     digest, tasks, n = hashlib.sha256(), [], 0
     for key in reader.keys():
         if limit is not None and n == limit:
             break
         digest.update(key if isinstance(key, bytes) else key.encode())
         digest.update(b"\n")
-        if n % chunk_size == 0:
-            tasks.append([len(tasks), key, 0])
-        tasks[-1][2] += 1
+        if n >= start and (n - start) % chunk_size == 0:
+            tasks.append([key, 0])
+        if n >= start:
+            tasks[-1][1] += 1
         n += 1
     return [tuple(t) for t in tasks], n, digest.hexdigest()
 
@@ -399,12 +401,12 @@ def prepare(src: str | os.PathLike, out: str | os.PathLike, size: int = 64, work
     Records are read in source order (LMDB key order, or sorted file names), split into
     chunks of ``chunk_size``, decoded and preprocessed (:func:`decode`) by ``workers``
     processes and written in order into ``out/images.partial.npy`` (a memmap). After each
-    chunk, ``out/prepare-state.json`` records how far it got, so a run that is interrupted
-    (Ctrl-C, kill) continues at the first unfinished chunk when called again with the same
-    arguments. Records that cannot be decoded are skipped and listed by key with the reason
-    (progress bar, the manifest's ``skipped``); the cache holds only decoded images, in
-    source order. At the end the array is trimmed to the decoded count, renamed
-    ``images.npy``, and the manifest (:func:`write_manifest`) is written last.
+    chunk, ``out/prepare-state.json`` records how many records are done, so a run that is
+    interrupted (Ctrl-C, kill) continues after the last finished chunk when called again with
+    the same ``src``, ``size`` and ``limit``. Records that cannot be decoded are skipped and
+    listed by key with the reason (progress bar, the manifest's ``skipped``); the cache holds
+    only decoded images, in source order. At the end the array is trimmed to the decoded
+    count, renamed ``images.npy``, and the manifest (:func:`write_manifest`) is written last.
 
     Parameters
     ----------
@@ -415,7 +417,7 @@ def prepare(src: str | os.PathLike, out: str | os.PathLike, size: int = 64, work
     workers : decoding processes (>= 1; 1 decodes in this process)
     limit : take only the first ``limit`` records (corrupt ones included); None for all
     progress : show a tqdm progress bar (images, and the number skipped)
-    chunk_size : records per chunk, the unit of work and of resumption
+    chunk_size : records per chunk, the unit of work and of resumption (may differ on resuming)
 
     Returns
     -------
@@ -448,19 +450,20 @@ def prepare(src: str | os.PathLike, out: str | os.PathLike, size: int = 64, work
                 raise ValueError(f"out={str(out)!r} already holds a finished cache made with "
                                  f"other settings: {differ}; choose another --out")
             return cache
-        tasks, total, keys_sha256 = _plan(reader, limit, chunk_size)
+        state = _resumable_state(out, wanted)
+        todo, total, keys_sha256 = _plan(reader, limit, chunk_size, state["records_done"])
         if total == 0:
             raise ValueError(f"src={str(src)!r} holds no records")
-        wanted.update(chunk_size=chunk_size, total=total, keys_sha256=keys_sha256)
-        state = _resumable_state(out, wanted)
+        if state.setdefault("keys_sha256", keys_sha256) != keys_sha256:
+            raise ValueError(f"src={str(src)!r} has changed since the unfinished prepare in "
+                             f"{str(out)!r} began; delete that folder or choose another --out")
+        state["total"] = total
         out.mkdir(parents=True, exist_ok=True)
-        if state["chunks_done"] == 0:
+        if state["records_done"] == 0:
             np.lib.format.open_memmap(out / PARTIAL_FILE, mode="w+", dtype=np.uint8,
                                       shape=(total, 3, size, size))
-        todo = tasks[state["chunks_done"]:]
-        done = sum(count for _, _, count in tasks[:state["chunks_done"]])
-        with tqdm(total=total, initial=done, unit="img", desc="prepare", disable=not progress,
-                  dynamic_ncols=True) as bar:
+        with tqdm(total=total, initial=state["records_done"], unit="img", desc="prepare",
+                  disable=not progress, dynamic_ncols=True) as bar:
             bar.set_postfix(skipped=len(state["skipped"]))
             if todo and workers == 1:
                 _fill(out, state, (_decode_chunk(task, reader, size) for task in todo), bar)
@@ -476,7 +479,7 @@ def prepare(src: str | os.PathLike, out: str | os.PathLike, size: int = 64, work
 
 def _resumable_state(out: Path, wanted: dict[str, Any]) -> dict[str, Any]:
     """The state of an unfinished run in ``out`` with the same settings, or a fresh one."""
-    fresh = {"format": CACHE_FORMAT, **wanted, "chunks_done": 0, "written": 0, "skipped": []}
+    fresh = {"format": CACHE_FORMAT, **wanted, "records_done": 0, "written": 0, "skipped": []}
     try:
         state = json.loads((out / STATE_FILE).read_text())
     except (FileNotFoundError, ValueError):
@@ -485,21 +488,21 @@ def _resumable_state(out: Path, wanted: dict[str, Any]) -> dict[str, Any]:
         raise ValueError(f"out={str(out)!r} holds an unfinished prepare with other settings: "
                          f"{differ}; rerun with its settings to finish it, or choose another "
                          "--out")
-    finished = (out / IMAGES_FILE).exists() and state["chunks_done"] > 0
+    finished = (out / IMAGES_FILE).exists() and state["records_done"] == state["total"]
     return state if (out / PARTIAL_FILE).exists() or finished else fresh
 
 
 def _fill(out: Path, state: dict[str, Any], results, bar) -> None:
     """Write decoded chunks, in order, after those already in the partial array."""
     images = np.load(out / PARTIAL_FILE, mmap_mode="r+")
-    for index, pixels, skipped in results:
+    for count, pixels, skipped in results:
         written = state["written"]
         images[written:written + len(pixels)] = pixels
         images.flush()
-        state.update(chunks_done=index + 1, written=written + len(pixels),
+        state.update(records_done=state["records_done"] + count, written=written + len(pixels),
                      skipped=state["skipped"] + [list(s) for s in skipped])
         _write_json_atomic(out / STATE_FILE, state)
-        bar.update(len(pixels) + len(skipped))
+        bar.update(count)
         if skipped:
             bar.set_postfix(skipped=len(state["skipped"]))
 

@@ -18,6 +18,7 @@ import shutil
 import urllib.error
 import urllib.request
 import zipfile
+import zlib
 from collections.abc import Iterator
 from io import BytesIO
 from pathlib import Path
@@ -96,9 +97,9 @@ def download(category: str, out: str | os.PathLike, url: str | None = None,
         raise ValueError(f"out={str(out)!r} is a file; it must be a folder")
     out.mkdir(parents=True, exist_ok=True)
     archive = out / f"{name}.zip"
-    by_hand = (f"to place the files by hand, download {name}.zip (e.g. with the fyu/lsun "
-               f"download.py script) and unzip it so that {target / 'data.mdb'} exists, then "
-               "run `python -m labkit lsun prepare`")
+    by_hand = (f"to place the files by hand, fetch {name}.zip elsewhere (e.g. with the "
+               f"fyu/lsun download.py script) and unzip it into {out} so that "
+               f"{target / 'data.mdb'} exists")
     if not archive.is_file():
         _fetch(url, out / f"{name}.zip.part", progress, by_hand)
         os.replace(out / f"{name}.zip.part", archive)
@@ -111,31 +112,32 @@ def _fetch(url: str, part: Path, progress: bool, by_hand: str) -> None:
     """Download ``url`` into ``part``, resuming from its current length; retry cut transfers."""
     from tqdm.auto import tqdm
 
-    with tqdm(unit="B", unit_scale=True, unit_divisor=1024, disable=not progress,
-              desc=part.name.removesuffix(".part"), dynamic_ncols=True) as bar:
+    bar = None
+    try:
         for _ in range(_ATTEMPTS):
             start = part.stat().st_size if part.exists() else 0
+            kept = (f"the {start} bytes received are kept in {part}: run the same command "
+                    "again to resume; ") if start else ""
             try:
                 response, start, total = _open(url, start)
             except urllib.error.HTTPError as err:
                 raise DownloadError(f"could not download {url}: HTTP {err.code} {err.reason}; "
-                                    f"check the URL or pass --url with a mirror; "
+                                    f"check the URL or pass --url with a mirror; {kept}"
                                     f"{by_hand}") from None
             except (urllib.error.URLError, OSError) as err:
                 reason = getattr(err, "reason", err)
-                raise DownloadError(f"could not download {url} ({reason}); no network? "
-                                    f"{by_hand}") from None
+                raise DownloadError(f"could not download {url} ({reason}); check the network "
+                                    f"or pass --url with a mirror; {kept}{by_hand}") from None
             if response is None:  # the part file is already complete
                 return
+            bar = bar or tqdm(unit="B", unit_scale=True, unit_divisor=1024, dynamic_ncols=True,
+                              disable=not progress, desc=part.name.removesuffix(".part"))
             bar.reset(total=total)
             bar.update(start)
-            try:
-                with response, open(part, "ab" if start else "wb") as f:
-                    while block := response.read(_BLOCK):
-                        f.write(block)
-                        bar.update(len(block))
-            except (http.client.HTTPException, OSError):
-                pass  # a cut connection: checked below, resumed on the next attempt
+            with response, open(part, "ab" if start else "wb") as f:
+                while block := _read(response):
+                    f.write(block)
+                    bar.update(len(block))
             have = part.stat().st_size
             if total is None or have == total:
                 return
@@ -144,9 +146,20 @@ def _fetch(url: str, part: Path, progress: bool, by_hand: str) -> None:
                 raise DownloadError(f"download of {url} overran: {have} bytes for a "
                                     f"Content-Length of {total}; run the same command again "
                                     "to restart it")
-        raise DownloadError(f"download of {url} stopped at {have} of {total} bytes after "
-                            f"{_ATTEMPTS} attempts; run the same command again to resume it "
-                            f"from {part}")
+    finally:
+        if bar is not None:
+            bar.close()
+    raise DownloadError(f"download of {url} stopped at {have} of {total} bytes after "
+                        f"{_ATTEMPTS} attempts; run the same command again to resume it "
+                        f"from {part}")
+
+
+def _read(response) -> bytes:
+    """The next block of a response; empty at its end or when the connection is cut."""
+    try:
+        return response.read(_BLOCK)
+    except (http.client.HTTPException, OSError):
+        return b""
 
 
 def _open(url: str, start: int):
@@ -195,7 +208,7 @@ def _extract(archive: Path, target: Path, progress: bool, by_hand: str) -> None:
                         continue
                     dest.parent.mkdir(parents=True, exist_ok=True)
                     with zf.open(member) as src, open(dest, "wb") as dst:
-                        while block := src.read(_BLOCK):  # raises BadZipFile on a bad CRC-32
+                        while block := src.read(_BLOCK):  # BadZipFile on a bad CRC-32
                             dst.write(block)
                             bar.update(len(block))
         found = sorted(p.parent for p in tmp.rglob("data.mdb"))
@@ -203,7 +216,7 @@ def _extract(archive: Path, target: Path, progress: bool, by_hand: str) -> None:
             raise DownloadError(f"{archive} holds no data.mdb, so it is not an LSUN LMDB "
                                 f"archive; {by_hand}")
         os.replace(found[0], target)
-    except (zipfile.BadZipFile, EOFError) as err:
+    except (zipfile.BadZipFile, zlib.error, EOFError) as err:
         archive.unlink()
         raise DownloadError(f"{archive} is corrupt ({err}) and was deleted; run the same "
                             f"command again to download it anew; {by_hand}") from None
