@@ -1,11 +1,12 @@
-"""Command line of the lab: ``python -m labkit info``, ``toy ...`` and ``lsun train ...``.
+"""Command line of the lab: ``python -m labkit info``, ``toy ...`` and ``lsun ...``.
 
 ``toy`` trains a generator on a 2-D toy target by Algorithm 1 and writes into ``--out``:
 ``config.json``, ``history.csv``, ``metrics.json``, ``samples.png`` and ``checkpoint.pt``.
-``lsun train`` trains the paper's DCGAN critic against a chosen generator on an image cache
-(``lsun prepare``) through the same loop, data-parallel under ``torchrun``, and writes
-``config.json``, ``history.csv``, ``metrics.json``, ``w_estimate.png``, ``samples/*.png`` and
-``checkpoint.pt``. Argument errors are one line on stderr (exit status 2), never a traceback.
+``lsun download`` fetches an LSUN LMDB; ``lsun prepare`` decodes it once into a uint8 cache;
+``lsun train`` trains the paper's DCGAN critic against a chosen generator on that cache through
+the same loop, data-parallel under ``torchrun``, and writes ``config.json``, ``history.csv``,
+``metrics.json``, ``w_estimate.png``, ``samples/*.png`` and ``checkpoint.pt``.
+Argument errors are one line on stderr (exit status 2), never a traceback.
 """
 
 from __future__ import annotations
@@ -173,7 +174,7 @@ def _cmd_toy(args: argparse.Namespace) -> int:
     return 0
 
 
-# ------------------------------------------------------------------------------------- lsun
+# ------------------------------------------------------------------------------ lsun train
 def _grid_writer(out: Path):
     """A trainer callback writing each evaluation's fixed-noise grid to out/samples/."""
     from labkit import plots
@@ -276,7 +277,7 @@ def _train_images(args: argparse.Namespace, config, rank: int) -> int:
 
 
 def _add_lsun_train(lsun: argparse._SubParsersAction) -> None:
-    """Add ``train`` to the ``lsun`` command group."""
+    """Add ``train`` to the ``lsun`` group (the subparsers :func:`_add_lsun_commands` returns)."""
     from labkit.train import IMAGE_DEFAULTS
 
     p = lsun.add_parser(
@@ -299,11 +300,109 @@ def _add_lsun_train(lsun: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_lsun_train)
 
 
-def _add_lsun_commands(sub: argparse._SubParsersAction) -> None:
-    """The ``lsun`` command group (its data commands come from the image-data work)."""
-    p_lsun = sub.add_parser("lsun", help="the paper's LSUN experiment: train on an image cache")
-    lsun = p_lsun.add_subparsers(dest="lsun_command", required=True, parser_class=_Parser)
-    _add_lsun_train(lsun)
+# ------------------------------------------------------------------------------------ lsun
+def _cmd_lsun_download(args: argparse.Namespace) -> int:
+    from labkit import lsun
+
+    try:
+        path = lsun.download(args.category, args.out, url=args.url, set_name=args.set,
+                             progress=not args.quiet)
+    except lsun.DownloadError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    print(f"LMDB ready: {path}; next: python -m labkit lsun prepare --src {path} "
+          "--out CACHE --size 64 --workers N")
+    return 0
+
+
+def _cmd_lsun_prepare(args: argparse.Namespace) -> int:
+    from labkit import images
+
+    started = time.perf_counter()
+    try:
+        cache = images.prepare(args.src, args.out, size=args.size, workers=args.workers,
+                               limit=args.limit, progress=not args.quiet)
+    except KeyboardInterrupt:
+        print(f"interrupted; finished chunks are kept in {args.out}; run the same command "
+              "again to continue", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    seconds = time.perf_counter() - started
+    skipped = cache.manifest["skipped"]
+    print(f"cache {cache.path}: {cache.count} images of 3 x {cache.size} x {cache.size} "
+          f"(uint8) from {cache.manifest['source']} in {seconds:.1f} s; "
+          f"{len(skipped)} undecodable record(s) skipped")
+    for key, reason in skipped:
+        print(f"  skipped {key}: {reason}")
+    return 0
+
+
+def _image_size(text: str) -> int:
+    from labkit.images import check_image_size
+
+    try:
+        return check_image_size(int(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not allowed; it must be a power of two >= 16") from None
+
+
+def _at_least_one(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not allowed; it must be an integer >= 1")
+    return value
+
+
+def _category(text: str) -> str:
+    from labkit.lsun import CATEGORIES
+
+    if text not in CATEGORIES:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an LSUN scene category; choose one of {', '.join(CATEGORIES)}")
+    return text
+
+
+def _add_lsun_commands(sub) -> argparse._SubParsersAction:
+    """The ``lsun`` command group (``download``, ``prepare``); returns its subparsers so that
+    further commands (``lsun train``) join the same group."""
+    from labkit.lsun import SET_NAMES
+
+    p_lsun = sub.add_parser("lsun", help="LSUN: download, prepare the cache, ...",
+                            description="The paper's image experiments on LSUN scenes.")
+    group = p_lsun.add_subparsers(required=True, parser_class=_Parser)
+
+    p_get = group.add_parser("download", help="fetch and unpack an official LSUN LMDB zip",
+                             description="Download, verify and unpack "
+                                         "{category}_{set}_lmdb.zip into OUT (resumable).")
+    p_get.add_argument("--category", required=True, type=_category,
+                       help="scene category, e.g. bedroom (the paper's)")
+    p_get.add_argument("--out", required=True, help="folder receiving {category}_{set}_lmdb/")
+    p_get.add_argument("--set", default="train", choices=SET_NAMES, help="default train")
+    p_get.add_argument("--url", default=None, help="source of the zip (a mirror); default "
+                                                   "http://dl.yf.io/lsun/scenes/...")
+    p_get.add_argument("--quiet", action="store_true", help="no progress bar")
+    p_get.set_defaults(func=_cmd_lsun_download)
+
+    p_prep = group.add_parser("prepare", help="decode an LMDB or image folder once into a "
+                                              "uint8 cache",
+                              description="Decode every image once (shorter side resized to "
+                                          "--size, centre crop) into CACHE/images.npy with a "
+                                          "manifest. Rerun the same command to resume.")
+    p_prep.add_argument("--src", required=True, help="an LSUN LMDB folder (with data.mdb) or "
+                                                     "a folder of images")
+    p_prep.add_argument("--out", required=True, help="cache folder")
+    p_prep.add_argument("--size", type=_image_size, default=64,
+                        help="image side, a power of two >= 16 (default 64)")
+    p_prep.add_argument("--workers", type=_at_least_one, default=1,
+                        help="decoding processes (default 1)")
+    p_prep.add_argument("--limit", type=_at_least_one, default=None,
+                        help="take only the first K records")
+    p_prep.add_argument("--quiet", action="store_true", help="no progress bar")
+    p_prep.set_defaults(func=_cmd_lsun_prepare)
+    return group
 
 
 # ------------------------------------------------------------------------------------- main
@@ -334,7 +433,7 @@ def build_parser() -> argparse.ArgumentParser:
     p_toy.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_config_options(p_toy, skip={"checkpoint", "n_seeds", *IMAGE_FIELDS})
     p_toy.set_defaults(func=_cmd_toy)
-    _add_lsun_commands(sub)
+    _add_lsun_train(_add_lsun_commands(sub))
     return parser
 
 
