@@ -30,7 +30,7 @@ __all__ = [
     "image_grid",
     "median_filter",
     "sample_convergence",
-    "sample_grid",
+    "sample_grids",
     "save_image_grid",
     "toy_samples",
     "trajectories",
@@ -466,15 +466,25 @@ def save_image_grid(images, path: str | os.PathLike, nrow: int = 8) -> Path:
     return path
 
 
-def sample_grid(images, *, title: str, nrow: int = 8) -> Figure:
-    """A figure showing :func:`image_grid` of ``images`` under ``title`` (say which data, which
-    device and which iteration produced them)."""
-    grid = image_grid(images, nrow)
-    fig, ax = plt.subplots(figsize=(min(8.0, grid.shape[1] / 40 + 1), min(8.0, grid.shape[0] / 40
-                                                                         + 1.3)))
-    ax.imshow(grid, interpolation="nearest")
-    ax.set_axis_off()
-    ax.set_title(title, fontsize=9)
+def sample_grids(grids: Mapping[str, object], *, title: str, nrow: int = 8) -> Figure:
+    """Image grids side by side, one panel each (e.g. per iteration or per generator).
+
+    Parameters
+    ----------
+    grids : mapping of panel title -> images (N, 3, S, S) in [-1, 1]
+    title : str
+        Say which data and which device produced the images.
+    nrow : int
+        Images per row of each grid.
+    """
+    if not grids:
+        raise ValueError("grids must hold at least one set of images")
+    fig, axes = plt.subplots(1, len(grids), figsize=(3.3 * len(grids), 3.8), squeeze=False)
+    for ax, (name, images) in zip(axes.flat, grids.items(), strict=True):
+        ax.imshow(image_grid(images, nrow), interpolation="nearest")
+        ax.set_axis_off()
+        ax.set_title(str(name), fontsize=9)
+    fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     return fig
 
