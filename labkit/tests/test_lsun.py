@@ -58,7 +58,7 @@ def test_fake_jpeg_pictures_have_structure_unlike_noise(tmp_path):
     def roughness(x):  # mean absolute difference between horizontal neighbours
         return np.abs(np.diff(x, axis=1)).mean()
 
-    assert max(roughness(p) for p in pictures) < 0.2 * roughness(noise)  # noise: about 85
+    assert max(roughness(p) for p in pictures) < 0.3 * roughness(noise)  # noise: about 85
     assert min(p.std() for p in pictures) > 10  # not flat either
 
 
