@@ -61,7 +61,7 @@ def download(category: str, out: str | os.PathLike, url: str | None = None,
     instead of 206) makes the download restart from byte zero. The finished file must have the
     announced ``Content-Length``; it is then unpacked into a temporary folder, which checks
     every member's CRC-32 as it is read (what ``zipfile.ZipFile.testzip`` checks, without
-    reading 43 GB twice), and moved into place with one ``os.replace``. The zip is deleted
+    reading the archive twice), and moved into place with one ``os.replace``. The zip is deleted
     afterwards. A folder that already holds ``data.mdb`` is returned as it is.
 
     Parameters
@@ -81,7 +81,8 @@ def download(category: str, out: str | os.PathLike, url: str | None = None,
     Raises
     ------
     ValueError
-        Unknown ``category`` or ``set_name``.
+        Unknown ``category`` or ``set_name``; ``out`` a file, or holding an incomplete
+        LMDB folder.
     DownloadError
         No connection, an HTTP error, a short or corrupt archive: one line with the URL and how
         to resume or to place the files by hand.
@@ -95,6 +96,9 @@ def download(category: str, out: str | os.PathLike, url: str | None = None,
         return target
     if out.exists() and not out.is_dir():
         raise ValueError(f"out={str(out)!r} is a file; it must be a folder")
+    if target.exists() and any(target.iterdir()):
+        raise ValueError(f"out={str(out)!r}: {target.name} exists but holds no data.mdb; "
+                         "finish placing the files by hand, or remove it to download anew")
     out.mkdir(parents=True, exist_ok=True)
     archive = out / f"{name}.zip"
     by_hand = (f"to place the files by hand, fetch {name}.zip elsewhere (e.g. with the "
