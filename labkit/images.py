@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from PIL import Image, UnidentifiedImageError
 
 if TYPE_CHECKING:
     import torch
@@ -269,7 +270,7 @@ def open_source(src: str | os.PathLike):
 
 
 # ----------------------------------------------------------------------------- preprocessing
-def preprocess(image, size: int) -> np.ndarray:
+def preprocess(image: Image.Image, size: int) -> np.ndarray:
     """The authors' transform: shorter side resized to ``size`` (bilinear), then centre crop.
 
     As ``transforms.Scale(size)`` (now ``Resize``) and ``CenterCrop(size)`` in the authors'
@@ -286,9 +287,10 @@ def preprocess(image, size: int) -> np.ndarray:
     -------
     np.ndarray
         uint8 of shape (3, size, size), channels first.
-    """
-    from PIL import Image
 
+    >>> preprocess(Image.new("RGB", (48, 32), (255, 128, 0)), 16)[:, 0, 0].tolist()
+    [255, 128, 0]
+    """
     if image.mode != "RGB":
         image = image.convert("RGB")
     width, height = image.size
@@ -308,16 +310,12 @@ def decode(data: bytes, size: int) -> np.ndarray:
 
     Raises whatever PIL raises for bytes it cannot decode.
     """
-    from PIL import Image
-
     with Image.open(BytesIO(data)) as image:
         return preprocess(image, size)
 
 
 def _reason(err: Exception) -> str:
     """Why a record could not be decoded, in a few words without memory addresses."""
-    from PIL import UnidentifiedImageError
-
     if isinstance(err, UnidentifiedImageError):
         return "not an image in a known format"
     return f"{type(err).__name__}: {err}"
@@ -465,16 +463,23 @@ def prepare(src: str | os.PathLike, out: str | os.PathLike, size: int = 64, work
         with tqdm(total=total, initial=state["records_done"], unit="img", desc="prepare",
                   disable=not progress, dynamic_ncols=True) as bar:
             bar.set_postfix(skipped=len(state["skipped"]))
-            if todo and workers == 1:
-                _fill(out, state, (_decode_chunk(task, reader, size) for task in todo), bar)
-            elif todo:
-                import multiprocessing
-
-                reader.close()  # py-lmdb refuses to reopen in a forked child what is open here
-                with multiprocessing.Pool(min(workers, len(todo)), _init_worker,
-                                          (pickle.dumps(reader), size)) as pool:
-                    _fill(out, state, pool.imap(_decode_in_worker, todo), bar)
+            _decode_into(out, state, todo, reader, workers, bar)
     return _finish(out, state)
+
+
+def _decode_into(out: Path, state: dict[str, Any], todo: list[tuple[Any, int]], reader,
+                 workers: int, bar) -> None:
+    """Decode the chunks ``todo`` here (1 worker) or in a pool, and write them in order."""
+    size = state["size"]
+    if todo and workers == 1:
+        _fill(out, state, (_decode_chunk(task, reader, size) for task in todo), bar)
+    elif todo:
+        import multiprocessing
+
+        reader.close()  # py-lmdb refuses to reopen in a forked child what is open here
+        with multiprocessing.Pool(min(workers, len(todo)), _init_worker,
+                                  (pickle.dumps(reader), size)) as pool:
+            _fill(out, state, pool.imap(_decode_in_worker, todo), bar)
 
 
 def _resumable_state(out: Path, wanted: dict[str, Any]) -> dict[str, Any]:

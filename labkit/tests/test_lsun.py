@@ -58,7 +58,7 @@ def test_fake_jpeg_pictures_have_structure_unlike_noise(tmp_path):
     def roughness(x):  # mean absolute difference between horizontal neighbours
         return np.abs(np.diff(x, axis=1)).mean()
 
-    assert max(roughness(p) for p in pictures) < 0.2 * roughness(noise)  # noise: about 85
+    assert max(roughness(p) for p in pictures) < 0.3 * roughness(noise)  # noise: about 85
     assert min(p.std() for p in pictures) > 10  # not flat either
 
 
@@ -174,6 +174,10 @@ def test_download_verifies_and_unpacks_atomically(tmp_path, archive, serve):
     # already there: nothing is fetched (the URL now points at a closed port)
     dead = f"http://127.0.0.1:{free_port()}/lsun.zip"
     assert lsun.download("bedroom", tmp_path, url=dead, progress=False) == path
+    (path / "data.mdb").rename(tmp_path / "elsewhere.mdb")  # lock.mdb-only: half placed by hand
+    (path / "lock.mdb").write_bytes(b"")
+    with pytest.raises(ValueError, match="^out=.*bedroom_train_lmdb exists but holds no data"):
+        lsun.download("bedroom", tmp_path, url=dead, progress=False)
 
 
 def test_a_transfer_cut_half_way_resumes_with_range(tmp_path, archive, serve):
@@ -223,10 +227,11 @@ def test_offline_and_http_errors_are_one_line_with_the_url_and_the_manual_way(tm
         lsun.download("bedroom", tmp_path, url=missing, progress=False)
 
 
-def test_a_corrupt_archive_is_refused_and_deleted(tmp_path, archive, serve):
+@pytest.mark.parametrize("where", [0.2, 0.5, 0.8])
+def test_a_corrupt_archive_is_refused_and_deleted(tmp_path, archive, serve, where):
     payload, _ = archive
     damaged = bytearray(payload)
-    damaged[len(damaged) // 2] ^= 0xFF  # inside data.mdb's compressed bytes
+    damaged[int(len(damaged) * where)] ^= 0xFF  # inside data.mdb's compressed bytes
     server = serve(bytes(damaged))
     with pytest.raises(lsun.DownloadError, match="is corrupt .* and was deleted"):
         lsun.download("bedroom", tmp_path, url=server.url, progress=False)
