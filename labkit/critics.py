@@ -27,10 +27,12 @@ from labkit.models import MLPCritic
 __all__ = [
     "CriticConfig",
     "CriticFit",
+    "CriticReport",
     "distance_estimate",
     "exact_gradient_cosine",
     "input_gradient",
     "layer_gradient_norms",
+    "report",
     "train_critic",
     "weight_values",
 ]
@@ -219,7 +221,7 @@ def input_gradient(critic: nn.Module, x, loss: str | None = None) -> np.ndarray:
     return grad.double().numpy()
 
 
-def exact_gradient_cosine(critic: nn.Module, real, fake) -> np.ndarray:
+def exact_gradient_cosine(critic: nn.Module, real, fake, w1_grad=None) -> np.ndarray:
     """Cosine between the critic's gradient at each fake point and the exact OT direction.
 
     cos_i = <grad f(x_i), -dW1/dx_i> / (||grad f(x_i)|| ||dW1/dx_i||), with dW1/dx_i from the
@@ -233,6 +235,8 @@ def exact_gradient_cosine(critic: nn.Module, real, fake) -> np.ndarray:
         f: (B, d) -> (B,), trained to be high on ``real``.
     real : array-like or torch.Tensor, shape (m, d)
     fake : array-like or torch.Tensor, shape (n, d)
+    w1_grad : np.ndarray, shape (n, d), optional
+        ``ot.w1_gradient(fake, real)`` if already computed (it depends on the points only).
 
     Returns
     -------
@@ -240,7 +244,11 @@ def exact_gradient_cosine(critic: nn.Module, real, fake) -> np.ndarray:
     """
     real, fake = _pair(real, fake)
     ascent = input_gradient(critic, fake)
-    descent = -ot.w1_gradient(fake.double(), real.double())
+    if w1_grad is None:
+        w1_grad = ot.w1_gradient(fake.double(), real.double())
+    descent = -np.asarray(w1_grad, dtype=np.float64)
+    if descent.shape != ascent.shape:
+        raise ValueError(f"w1_grad must have shape {ascent.shape}, got {descent.shape}")
     norms = np.linalg.norm(ascent, axis=1) * np.linalg.norm(descent, axis=1)
     dots = np.einsum("nd,nd->n", ascent, descent)
     return np.divide(dots, norms, out=np.full(len(dots), np.nan), where=norms > 0)
@@ -364,3 +372,64 @@ def train_critic(real, fake, config: CriticConfig | None = None, *,
     if not math.isfinite(estimate):
         raise RuntimeError(f"critic training diverged (estimate {estimate}); lower lr")
     return CriticFit(critic, config, estimate, history, seconds)
+
+
+@dataclass(frozen=True)
+class CriticReport:
+    """A trained WGAN critic held against exact OT on the points it was trained on.
+
+    Attributes
+    ----------
+    estimate : float
+        W_est = mean f(real) - mean f(fake).
+    w1_exact : float
+        Exact W1 between the same points (POT).
+    ratio : float
+        estimate / w1_exact: the K of "W up to a constant" (paper, Section 3), NaN if W1 = 0.
+    cosine : float
+        Mean over fake points of :func:`exact_gradient_cosine` (NaNs left out).
+    layer_norms : np.ndarray, shape (L,)
+        :func:`layer_gradient_norms`, input layer first (WGAN-GP, Figure 1b).
+    weights : np.ndarray, shape (P,)
+        :func:`weight_values`.
+    """
+
+    estimate: float
+    w1_exact: float
+    ratio: float
+    cosine: float
+    layer_norms: np.ndarray
+    weights: np.ndarray
+
+
+def report(fit: CriticFit, real, fake, w1_exact: float | None = None,
+           w1_grad=None) -> CriticReport:
+    """Everything the notebook and the clipping explorer show about one trained WGAN critic.
+
+    Parameters
+    ----------
+    fit : CriticFit
+        From :func:`train_critic` with ``loss="wgan"`` on ``real`` and ``fake``.
+    real, fake : array-like or torch.Tensor, shapes (m, d) and (n, d)
+    w1_exact : float, optional
+        The exact W1 between ``real`` and ``fake`` if already known (else computed).
+    w1_grad : np.ndarray, shape (n, d), optional
+        ``ot.w1_gradient(fake, real)`` if already known (else computed).
+
+    Returns
+    -------
+    CriticReport
+    """
+    if fit.config.loss != "wgan":
+        raise ValueError(f"fit must be a WGAN critic (loss='wgan'), got loss={fit.config.loss!r}")
+    real, fake = _pair(real, fake)
+    exact = ot.w1(real.double(), fake.double()) if w1_exact is None else float(w1_exact)
+    cos = exact_gradient_cosine(fit.critic, real, fake, w1_grad)
+    return CriticReport(
+        estimate=fit.estimate,
+        w1_exact=exact,
+        ratio=fit.estimate / exact if exact > 0 else float("nan"),
+        cosine=float(np.nanmean(cos)) if np.isfinite(cos).any() else float("nan"),
+        layer_norms=layer_gradient_norms(fit.critic, real, fake),
+        weights=weight_values(fit.critic),
+    )

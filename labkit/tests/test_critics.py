@@ -57,8 +57,7 @@ def test_optimal_discriminator_is_the_density_ratio():
         pair = toys.figure2_pair(-mu, mu)
         g = seeded(0)
         real, fake = pair.real.sample(1000, g), pair.fake.sample(1000, g)
-        config = CriticConfig(loss="gan", constraint="none", hidden=16, depth=1, steps=300,
-                              lr=3e-2)
+        config = CriticConfig(loss="gan", constraint="none", hidden=16, depth=1, steps=300, lr=3e-2)
         fit = train_critic(real, fake, config)
         x = pair.grid(161)
         p_r, p_g = pair.real.pdf(x), pair.fake.pdf(x)
@@ -106,8 +105,11 @@ def test_clipped_weights_stay_in_the_box_and_layer_norms_have_one_entry_per_laye
     assert all(p.grad is None for p in fit.critic.parameters())
     sn = train_critic(real, fake, CriticConfig(constraint="sn", depth=2, steps=200))
     assert critics.layer_gradient_norms(sn.critic, real, fake).shape == (3,)
-    top = [torch.linalg.matrix_norm(m.weight.detach(), ord=2).item()
-           for m in sn.critic.modules() if isinstance(m, torch.nn.Linear)]
+    top = [
+        torch.linalg.matrix_norm(m.weight.detach(), ord=2).item()
+        for m in sn.critic.modules()
+        if isinstance(m, torch.nn.Linear)
+    ]
     assert top == pytest.approx([1.0] * 3, abs=0.05)  # spectral norm: sigma(W) = 1
 
 
