@@ -272,7 +272,7 @@ def clip_readout_html(values: Mapping[str, float]) -> str:
 
     Examples
     --------
-    >>> '<td data-key="ratio">0.001235</td>' in clip_readout_html(
+    >>> '<td data-key="ratio">0.001234</td>' in clip_readout_html(
     ...     {"estimate": 0.001, "w1_exact": 0.81, "ratio": 0.0012345, "cosine": 0.9})
     True
     """
