@@ -311,7 +311,7 @@ def train_critic(real, fake, config: CriticConfig | None = None, *,
     of the training loop (:class:`labkit.objectives.Constraint`); for ``"wgan"`` that is the
     paper's max_f E_r f - E_g f (Eq. 2, Algorithm 1 lines 2-8 with the generator frozen), for
     ``"gan"`` the minimax discriminator (Section 3, Figure 2). Deterministic for a given seed on
-    one CPU thread count.
+    one CPU thread count, whatever the state of torch's global RNG.
 
     Parameters
     ----------
@@ -336,8 +336,10 @@ def train_critic(real, fake, config: CriticConfig | None = None, *,
     real, fake = _pair(real, fake)
     rng = torch.Generator().manual_seed(config.seed)
     constraint = config.make_constraint()
-    critic = constraint.prepare(MLPCritic(real.shape[1], config.hidden, config.depth,
-                                          generator=rng))
+    critic = MLPCritic(real.shape[1], config.hidden, config.depth, generator=rng)
+    with torch.random.fork_rng(devices=[]):  # spectral norm draws its power-iteration vectors
+        torch.manual_seed(config.seed)       # from the global RNG: seed them, restore it after
+        critic = constraint.prepare(critic)
     optimizer = torch.optim.Adam(critic.parameters(), lr=config.lr, betas=config.betas)
     # The penalty pairs real and fake points one to one; with unequal sizes it uses the first ones.
     k = min(len(real), len(fake))
