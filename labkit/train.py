@@ -434,12 +434,8 @@ class Trainer:
         self.device = torch.device(config.device)
         self.seeds = [config.seed + s for s in range(config.n_seeds)]
         self.ensemble = config.n_seeds > 1
-        if self.device.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError(f"device={config.device!r} is not available: no GPU is visible")
         self.rank, self.world = distributed.rank(), distributed.world_size()
-        if config.batch_size % self.world or (self.world > 1 and config.target != "images"):
-            raise ValueError(f"batch_size={config.batch_size} must be divisible by the "
-                             f"{self.world} processes, and only image runs are data-parallel")
+        check_runtime(config, self.world)
         self.target = build_target(config, self.rank, self.world)
 
         self.constraint = build_constraint(config)
@@ -684,6 +680,19 @@ class Trainer:
                 for seed, row in zip(self.seeds, evals, strict=True)]
 
 
+def check_runtime(config: TrainConfig, world: int) -> None:
+    """Raise ``ValueError`` if ``config`` cannot run here: a CUDA device without a visible GPU,
+    or, with ``world`` > 1 processes, a toy run or a batch they cannot split evenly."""
+    if config.device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device={config.device!r} is not available: no GPU is visible")
+    if world > 1 and config.target != "images":
+        raise ValueError(f"target={config.target!r} is not allowed with {world} processes; "
+                         "only image runs are data-parallel")
+    if config.batch_size % world:
+        raise ValueError(f"batch_size={config.batch_size} is not allowed with {world} "
+                         f"processes; it must be divisible by {world}")
+
+
 def grad_norm(module: nn.Module, ensemble: bool = False) -> torch.Tensor:
     """L2 norm of the module's gradient: () or, for an ensemble, one per member (S,)."""
     grads = [p.grad for p in module.parameters() if p.grad is not None]
@@ -731,5 +740,6 @@ def _sigint_flag():
 __all__ = ["TrainConfig", "Trainer", "History", "DivergenceError", "critic_steps", "image_config",
            "build_models", "build_toy_models", "build_image_models", "build_target",
            "build_evaluator", "build_constraint", "build_optimizer", "member_seeds", "grad_norm",
-           "check_finite_parameters", "stack_members", "OPTIMIZERS", "CONSTRAINTS", "TARGETS",
-           "GENERATORS", "IMAGE_FIELDS", "IMAGE_DEFAULTS", "RESUMABLE_FIELDS"]
+           "check_finite_parameters", "check_runtime", "stack_members", "OPTIMIZERS",
+           "CONSTRAINTS", "TARGETS", "GENERATORS", "IMAGE_FIELDS", "IMAGE_DEFAULTS",
+           "RESUMABLE_FIELDS"]

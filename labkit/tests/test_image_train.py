@@ -10,7 +10,7 @@ import torch
 
 from labkit.datasets import ImageDataset, iters_for_epochs, synthetic_images
 from labkit.images import save_cache, to_unit_range
-from labkit.train import TrainConfig, Trainer, image_config
+from labkit.train import TrainConfig, Trainer, check_runtime, image_config
 
 N_IMAGES, HOLDOUT = 80, 16
 TINY = dict(image_size=16, ngf=4, ndf=4, hidden=16, batch_size=8, n_critic=2,
@@ -129,3 +129,12 @@ def test_cache_of_another_size_or_too_small_is_refused(cache, tmp_path):
 def test_toys_refuse_image_generators():
     with pytest.raises(ValueError, match="^generator='dcgan' is not allowed; it must be 'mlp' for"):
         TrainConfig(generator="dcgan")
+
+
+def test_runtime_checks_name_the_problem():
+    with pytest.raises(ValueError, match="^target='ring' is not allowed with 2 processes"):
+        check_runtime(TrainConfig(), 2)
+    with pytest.raises(ValueError, match="^batch_size=64 is not allowed with 3 processes; it "
+                                         "must be divisible by 3"):
+        check_runtime(TrainConfig(target="images", data="x"), 3)
+    check_runtime(TrainConfig(target="images", data="x"), 2)
