@@ -226,7 +226,7 @@ def image_config(data: str | Path, epochs: float = 25, **overrides: Any) -> Trai
     """
     values = {**IMAGE_DEFAULTS, "data": str(data), **overrides}
     if "iters" not in overrides:
-        cache = open_cache(data, size=values.get("image_size", 64))
+        cache = open_training_cache(data, values.get("image_size", 64))
         n_train = cache.count - values["eval_samples"]
         values["iters"] = iters_for_epochs(max(n_train, 1), epochs,
                                            values.get("batch_size", 64), values.get("n_critic", 5))
@@ -277,15 +277,22 @@ def build_models(config: TrainConfig) -> tuple[nn.Module, nn.Module]:
     return build_toy_models(config)
 
 
+def open_training_cache(data: str | Path, image_size: int):
+    """Open the image cache at ``data``; ``ValueError`` naming ``image_size`` if it was made at
+    another size."""
+    cache = open_cache(data)
+    if cache.size != image_size:
+        raise ValueError(f"image_size={image_size} does not match the cache at {str(data)!r}, "
+                         f"made at size {cache.size}; pass --image-size {cache.size} or prepare "
+                         f"a cache with --size {image_size}")
+    return cache
+
+
 def build_target(config: TrainConfig, rank: int = 0, world: int = 1):
     """The real data P_r: a toy target, or this rank's share of the image cache at ``data``."""
     if config.target != "images":
         return toys.make_target(config.target)
-    cache = open_cache(config.data)
-    if cache.size != config.image_size:
-        raise ValueError(f"image_size={config.image_size} does not match the cache at "
-                         f"{config.data!r}, made at size {cache.size}; pass --image-size "
-                         f"{cache.size} or prepare a cache with --size {config.image_size}")
+    cache = open_training_cache(config.data, config.image_size)
     if config.eval_samples >= cache.count:
         raise ValueError(f"eval_samples={config.eval_samples} is not allowed; the cache at "
                          f"{config.data!r} holds {cache.count} images, and the held-out ones must "
@@ -739,6 +746,7 @@ def _sigint_flag():
 
 __all__ = ["TrainConfig", "Trainer", "History", "DivergenceError", "critic_steps", "image_config",
            "build_models", "build_toy_models", "build_image_models", "build_target",
+           "open_training_cache",
            "build_evaluator", "build_constraint", "build_optimizer", "member_seeds", "grad_norm",
            "check_finite_parameters", "check_runtime", "stack_members", "OPTIMIZERS",
            "CONSTRAINTS", "TARGETS", "GENERATORS", "IMAGE_FIELDS", "IMAGE_DEFAULTS",

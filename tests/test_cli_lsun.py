@@ -73,6 +73,9 @@ def test_epochs_set_the_iterations(cache, tmp_path, cli):
     (["--data", "{cache}", "--image-size", "32"],
      "error: image_size=32 does not match the cache at '{cache}', made at size 16; pass "
      "--image-size 16 or prepare a cache with --size 32"),
+    (["--data", "{cache}", "--image-size", "32", "--epochs", "1"],  # epochs -> iters reads it
+     "error: image_size=32 does not match the cache at '{cache}', made at size 16; pass "
+     "--image-size 16 or prepare a cache with --size 32"),
     (["--data", "{cache}", "--generator", "resnet"],
      "error: generator='resnet' is not known; choose one of dcgan, dcgan-nobn, mlp"),
     (["--data", "{tmp}/none"], "error: cache: no folder at '{tmp}/none'"),
@@ -82,7 +85,8 @@ def test_epochs_set_the_iterations(cache, tmp_path, cli):
 def test_bad_input_is_one_line(cache, tmp_path, cli, args, message):
     fill = {"cache": str(cache.path), "tmp": str(tmp_path)}
     args = [a.format(**fill) for a in args]  # after TINY, so that they win
-    status, _, err = cli("lsun", "train", "--out", tmp_path / "x", "--iters", 1, *TINY, *args,
+    iters = [] if "--epochs" in args else ["--iters", 1]
+    status, _, err = cli("lsun", "train", "--out", tmp_path / "x", *iters, *TINY, *args,
                          check=False)
     if "cuda" in message and err.startswith("iteration"):
         pytest.skip("a GPU is visible")
