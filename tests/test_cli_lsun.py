@@ -2,6 +2,10 @@
 resume, and one-line errors naming the parameter."""
 
 import json
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 
@@ -92,3 +96,26 @@ def test_bad_input_is_one_line(cache, tmp_path, cli, args, message):
         pytest.skip("a GPU is visible")
     assert status == 2
     assert err.strip() == message.format(**fill)
+
+
+def test_ctrl_c_saves_outputs_and_resume_continues(cache, tmp_path, cli):
+    out = tmp_path / "sigint"
+    proc = subprocess.Popen([sys.executable, "-m", "labkit", "lsun", "train", "--data",
+                             str(cache.path), "--out", str(out), "--iters", "100000",
+                             "--checkpoint-every", "2", *TINY],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not (out / "checkpoint.pt").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, stderr
+    assert "interrupted at iteration" in stderr and "Traceback" not in stderr
+    stopped = checkpoint.load(out / "checkpoint.pt")["iteration"]
+    assert json.loads((out / "metrics.json").read_text())["iteration"] == stopped >= 2
+    assert (out / "w_estimate.png").exists()
+    cli("lsun", "train", "--out", out, "--resume", "--iters", stopped + 2, "--quiet")
+    assert checkpoint.load(out / "checkpoint.pt")["iteration"] == stopped + 2
