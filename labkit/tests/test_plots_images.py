@@ -1,0 +1,47 @@
+"""Tests of the image-run figures: grids place each image's pixels exactly, the W curve is the
+paper's running median, and a grid PNG is written atomically."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np  # noqa: E402
+import PIL.Image  # noqa: E402
+import pytest  # noqa: E402
+import scipy.signal  # noqa: E402
+
+from labkit import plots  # noqa: E402
+
+
+def test_image_grid_places_pixels():
+    x = np.zeros((3, 3, 16, 16))
+    x[1] = 1.0                 # white image at row 0, column 1
+    x[2, 0] = -1.0             # image at row 1, column 0: red channel black, others grey
+    grid = plots.image_grid(x, nrow=2, padding=2)
+    assert grid.shape == (2 * 18 + 2, 2 * 18 + 2, 3) and grid.dtype == np.uint8
+    assert (grid[2:18, 20:36] == 255).all()
+    assert (grid[2:18, 2:18] == 128).all()  # round(127.5) = 128 (round half to even)
+    assert (grid[20:36, 2:18, 0] == 0).all() and (grid[20:36, 2:18, 1:] == 128).all()
+    assert (grid[20:36, 20:36] == 255).all()  # the empty slot stays white
+
+
+def test_median_filter_is_the_running_median():
+    values = np.random.default_rng(0).normal(size=500)
+    ours = plots.median_filter(values, 101)
+    np.testing.assert_array_equal(ours[50:-50], scipy.signal.medfilt(values, 101)[50:-50])
+    with pytest.raises(ValueError, match="width=100 is not allowed; it must be an odd integer"):
+        plots.median_filter(values, 100)
+
+
+def test_w_estimate_curves_draw_raw_and_filtered(tmp_path):
+    its = np.arange(300)
+    w = np.sin(its / 30) + np.random.default_rng(1).normal(0, 0.1, 300)
+    fig = plots.w_estimate_curves({"run": (its, w)}, swd={"run": ([0, 100], [5.0, 3.0])},
+                                  title="data: test; device: cpu")
+    raw, smooth = fig.axes[0].lines
+    np.testing.assert_array_equal(raw.get_ydata(), w)
+    np.testing.assert_array_equal(smooth.get_ydata(), plots.median_filter(w, 101))
+    assert fig.axes[1].lines[0].get_ydata().tolist() == [5.0, 3.0]
+    assert fig._suptitle.get_text() == "data: test; device: cpu"
+    path = plots.save_image_grid(np.zeros((4, 3, 16, 16)), tmp_path / "g" / "grid.png", nrow=2)
+    assert PIL.Image.open(path).size == (38, 38) and list(path.parent.iterdir()) == [path]
