@@ -18,7 +18,8 @@ import torch
 from labkit import divergences, ot, toys
 from labkit._checks import finite_real
 
-__all__ = ["KEYS", "example1_readout", "example1_samples", "readout_html", "theta_explorer"]
+__all__ = ["KEYS", "example1_readout", "example1_samples", "readout_html", "snapshot_slider",
+           "theta_explorer"]
 
 #: Quantities of the readout, in display order; each is a ``<td data-key="KEY">`` cell.
 KEYS = ("W", "JS", "KL", "TV", "W1_sample")
@@ -217,3 +218,51 @@ def theta_explorer(theta: float = 0.5, n: int = 200, seed: int = 0) -> ipywidget
     n_slider.observe(update, names="value")
     update()
     return ipywidgets.VBox([theta_slider, n_slider, readout, image])
+
+
+def snapshot_slider(runs: Mapping[str, list], centers, grid) -> ipywidgets.VBox:
+    """A slider over training checkpoints: every method's samples and critic at one snapshot.
+
+    Parameters
+    ----------
+    runs : mapping of method label -> list of snapshots (``labkit.study`` format), all of one
+        length
+    centers : array (K, 2)
+    grid : array (G * G, 2)
+        As in :func:`labkit.plots.training_snapshots`.
+
+    Returns
+    -------
+    ipywidgets.VBox
+        ``IntSlider`` "checkpoint" (index into the snapshots; its readout is the index, the
+        figure's titles give the iteration) and an ``Image`` redrawn when it moves.
+    """
+    import matplotlib.pyplot as plt
+
+    from labkit import plots
+
+    lengths = {len(s) for s in runs.values()}
+    if len(lengths) != 1 or 0 in lengths:
+        raise ValueError(f"runs must hold snapshot lists of one non-zero length; got {lengths}")
+    last = lengths.pop() - 1
+    slider = ipywidgets.IntSlider(value=last, min=0, max=last, description="checkpoint",
+                                  continuous_update=False)
+    image = ipywidgets.Image(format="png")
+
+    def update(_change=None) -> None:
+        fig = plots.training_snapshots(runs, centers, grid, columns=[slider.value],
+                                       transpose=True)
+        image.value = _png(fig)
+        plt.close(fig)
+
+    slider.observe(update, names="value")
+    update()
+    return ipywidgets.VBox([slider, image])
+
+
+def _png(fig) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=80)
+    return buf.getvalue()
