@@ -178,7 +178,8 @@ def _cmd_study(args: argparse.Namespace) -> int:
             values[field.name] = tuple(given) if isinstance(given, list) else given
     config = study.StudyConfig(**values)
     started = time.perf_counter()
-    data = study.run_study(config, args.out, progress=not args.quiet)
+    data = study.run_study(config, args.out, progress=not args.quiet and args.jobs == 1,
+                           jobs=args.jobs)
     seconds = time.perf_counter() - started
     print(f"wrote {args.out} ({len(data['runs'])} runs; this call {seconds:.0f} s, "
           f"training and evaluation in all calls {data['wall_seconds']:.0f} s)")
@@ -199,6 +200,9 @@ def _add_study_parser(sub) -> None:
     p.add_argument("--quick", action="store_true",
                    help="smoke-run sizes (also set by LABKIT_QUICK=1)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="runs trained at once, one process each (default 1; on two cores: "
+                        "--jobs 2 --threads 1)")
     defaults = study.StudyConfig()
     for field in dataclasses.fields(study.StudyConfig):
         default = getattr(defaults, field.name)

@@ -94,10 +94,12 @@ class StudyConfig:
         Keys of :data:`METHODS` and of :data:`TARGETS`.
     n_seeds : int, default 8
         Seeds ``first_seed, ..., first_seed + n_seeds - 1``, trained together as one ensemble.
-    iters : int, default 2000
+    iters : int, default 1500
         Generator iterations per run.
-    batch_size, hidden, depth, nz
-        Batch m and the MLPs (``depth`` hidden ReLU layers of ``hidden``; 2-D latent).
+    batch_size : int, default 64
+        Batch m (Algorithm 1's).
+    hidden, depth, nz
+        The MLPs: ``depth`` hidden ReLU layers of ``hidden``; latent dimension ``nz``.
     curve_every, curve_samples : int
         Evaluate every ``curve_every`` iterations on ``curve_samples`` fixed points per seed
         (exact W1, critic estimate, modes): the curves.
@@ -113,8 +115,8 @@ class StudyConfig:
     targets: tuple[str, ...] = TARGETS
     n_seeds: int = 8
     first_seed: int = 0
-    iters: int = 2000
-    batch_size: int = 128
+    iters: int = 1500
+    batch_size: int = 64
     hidden: int = 128
     depth: int = 3
     nz: int = 2
@@ -411,21 +413,38 @@ def load_results(path: str | os.PathLike) -> dict:
 
 
 def run_study(study: StudyConfig, path: str | os.PathLike, progress: bool = True,
-              log: Callable[[str], None] = print) -> dict:
+              log: Callable[[str], None] = print, jobs: int = 1) -> dict:
     """Run every (method, target) of ``study`` not yet in the file at ``path``, saving after each.
 
     An existing file is continued only when it was made with the same config, ``threads``
     aside (else ValueError naming the differing fields); its finished runs are kept, not
     redone. The file is replaced atomically after each run, so an interrupted study loses at
-    most the run in progress.
+    most the runs in progress.
+
+    Parameters
+    ----------
+    study : StudyConfig
+    path : str or PathLike
+        The results file (JSON).
+    progress : bool
+        Progress bars (only with ``jobs=1``).
+    log : callable
+        Receives one line per finished run.
+    jobs : int, default 1
+        Runs trained at once, each in its own process (``spawn``). On two cores, two jobs of one
+        thread each keep both cores busy and, unlike two threads in one process, do not stall
+        when another program takes a core.
 
     Returns
     -------
     dict
-        The results, as :func:`load_results` reads them.
+        The results, as :func:`load_results` reads them; ``wall_seconds`` is the wall time of
+        all calls together, ``runs[key]["seconds"]`` each run's own.
     """
     import labkit
 
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"jobs={jobs!r} is not allowed; it must be an integer >= 1")
     path = Path(path)
     config = study.to_dict()
     if path.exists():
@@ -440,19 +459,43 @@ def run_study(study: StudyConfig, path: str | os.PathLike, progress: bool = True
                 "config": config, "runs": {}, "wall_seconds": 0.0,
                 "methods": {k: dataclasses.asdict(m) for k, m in METHODS.items()
                             if k in study.methods}}
-    for target in study.targets:
-        for method in study.methods:
-            key = f"{method}/{target}"
-            if key in data["runs"]:
-                log(f"{key}: done before, kept")
-                continue
-            run = run_one(study, method, target, progress=progress)
-            data["runs"][key] = run
-            data["wall_seconds"] = round(data["wall_seconds"] + run["seconds"], 1)
-            data["load_average"] = [round(x, 2) for x in os.getloadavg()]
-            _write_atomic(data, path)
-            log(f"{key}: {run['seconds']:.0f} s; " + _one_line(run))
+    order = [f"{m}/{t}" for t in study.targets for m in study.methods]
+    for key in order:
+        if key in data["runs"]:
+            log(f"{key}: done before, kept")
+    todo = [key for key in order if key not in data["runs"]]
+    started, wall_before = time.perf_counter(), data["wall_seconds"]
+
+    def save(key: str, run: dict) -> None:
+        runs = {**data["runs"], key: run}
+        data["runs"] = {k: runs[k] for k in order if k in runs}
+        data["wall_seconds"] = round(wall_before + time.perf_counter() - started, 1)
+        data["load_average"] = [round(x, 2) for x in os.getloadavg()]
+        data["jobs"], data["threads"] = jobs, study.threads
+        _write_atomic(data, path)
+        log(f"{key}: {run['seconds']:.0f} s; " + _one_line(run))
+
+    if jobs == 1:
+        for key in todo:
+            save(key, run_one(study, *key.split("/"), progress=progress))
+        return data
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    context = multiprocessing.get_context("spawn")  # no fork of torch's OpenMP pool
+    # Longest runs first (gradient penalty, then n_critic = 5, then GANs) so the jobs end together.
+    todo.sort(key=lambda key: -_relative_cost(key.split("/")[0]))
+    with ProcessPoolExecutor(jobs, mp_context=context) as pool:
+        futures = {pool.submit(run_one, study, *key.split("/")): key for key in todo}
+        for future in as_completed(futures):
+            save(futures[future], future.result())
     return data
+
+
+def _relative_cost(method: str) -> float:
+    """Rough cost of a method's generator iteration, in units of one forward-backward pass."""
+    settings = METHODS[method].settings
+    return settings["n_critic"] * (2.0 if settings["constraint"] == "gp" else 1.0) + 1.0
 
 
 def _one_line(run: dict) -> str:
@@ -521,6 +564,42 @@ def _nan(value: float | None) -> float:
     return math.nan if value is None else value
 
 
+#: Published rows on 2,500 samples (``shared/PAPER.md``): (modes, %HQ) on the ring of 8 and the
+#: grid of 25, and the source. PacGAN's carry standard errors.
+PUBLISHED = {
+    "GAN": ("1", "99.3", "3.3", "0.5", "VEEGAN Table 1, 5 runs"),
+    "Unrolled GAN": ("7.6", "35.6", "23.6", "16", "VEEGAN Table 1, 5 runs"),
+    "VEEGAN": ("8", "52.9", "24.6", "40", "VEEGAN Table 1, 5 runs"),
+    "WGAN-GP": ("6.8", "59.6", "24.2", "28.7", "GDPP Table 1, 5 runs"),
+    "GDPP-GAN": ("8.0", "71.7", "24.8", "68.5", "GDPP Table 1, 5 runs"),
+    "PacGAN4": ("7.8 +- 0.1", "95.9 +- 1.4", "24.8 +- 0.2", "93.6 +- 0.6",
+                "PacGAN Table 1, 10 trials"),
+}
+
+
+def comparison_lines(data: dict, target: str) -> list[str]:
+    """The notebook's table for one target as text: our rows (mean +- s.e. over seeds: modes,
+    %HQ, reverse KL, exact W1), then the published rows of :data:`PUBLISHED` (modes, %HQ).
+    """
+    if target not in TARGETS:
+        raise ValueError(f"target={target!r} is not known; choose one of {', '.join(TARGETS)}")
+    rows = {r["method"]: r for r in summary_table(data) if r["target"] == target}
+    head = (f"{'method':<37} {'modes':>12} {'%HQ':>12} {'reverse KL':>13} {'exact W1':>15}")
+    lines = [head, "-" * len(head)]
+    for method in data["config"]["methods"]:
+        row = rows.get(method)
+        cells = [format_cell(row[f], d) if row else "-"
+                 for f, d in zip(TABLE_FIELDS, (1, 1, 2, 3), strict=True)]
+        lines.append(f"{data['methods'][method]['label']:<37} {cells[0]:>12} {cells[1]:>12} "
+                     f"{cells[2]:>13} {cells[3]:>15}")
+    lines.append("published (source, runs)")
+    column = 0 if target == "ring" else 2
+    for name, values in PUBLISHED.items():
+        label = f"{name} ({values[4]})"
+        lines.append(f"{label:<37} {values[column]:>12} {values[column + 1]:>12}")
+    return lines
+
+
 def format_cell(stat: tuple[float, float, int], digits: int = 2) -> str:
     """``(mean, se, n)`` as ``"mean +- se"`` (``"-"`` without data).
 
@@ -537,4 +616,5 @@ def format_cell(stat: tuple[float, float, int], digits: int = 2) -> str:
 
 __all__ = ["METHODS", "TARGETS", "QUICK", "Method", "StudyConfig", "rankdata", "spearman",
            "mean_se", "sample_metrics", "run_one", "run_study", "load_results", "summary_table",
-           "loss_tracking", "format_cell", "TABLE_FIELDS", "toys_target", "grid_points"]
+           "loss_tracking", "format_cell", "TABLE_FIELDS", "toys_target", "grid_points",
+           "PUBLISHED", "comparison_lines"]
