@@ -166,3 +166,31 @@ def test_shipped_results_have_every_method_target_and_seed():
             assert all(set(study.TABLE_FIELDS) <= set(r) for r in run["final"])
             assert sorted(set(run["curves"]["seed"])) == seeds
     assert len(study.summary_table(data)) == len(study.METHODS) * len(study.TARGETS)
+
+
+def test_parallel_jobs_give_the_same_results_as_one_process(tmp_path):
+    config = study.StudyConfig(**TINY)
+    data = study.run_study(config, tmp_path / "jobs.json", progress=False, log=lambda _: None,
+                           jobs=2)
+    assert list(data["runs"]) == ["gan/ring", "wgan-sn/ring"]  # table order, not finish order
+    assert (data["jobs"], data["threads"]) == (2, 1)
+    alone = study.run_one(config, "wgan-sn", "ring")
+    for key in ("final", "curves", "snapshots"):
+        assert data["runs"]["wgan-sn/ring"][key] == alone[key]
+    with pytest.raises(ValueError, match="jobs=0 is not allowed"):
+        study.run_study(config, tmp_path / "x.json", jobs=0)
+
+
+def test_comparison_table_lists_ours_then_published():
+    finals = [{"seed": s, "modes": 8, "hq_percent": 50.0 + s, "reverse_kl": 0.01,
+               "w1_exact": 0.1} for s in range(2)]
+    data = {"config": {"methods": ["wgan-gp"]},
+            "methods": {"wgan-gp": {"label": "WGAN-GP (lambda 10)"}},
+            "runs": {"wgan-gp/grid": {"final": finals}}}
+    lines = study.comparison_lines(data, "grid")
+    assert lines[2].split() == ["WGAN-GP", "(lambda", "10)", "8.0", "+-", "0.0", "50.5", "+-",
+                                "0.5", "0.01", "+-", "0.00", "0.100", "+-", "0.000"]
+    assert lines[-1].split()[-6:] == ["24.8", "+-", "0.2", "93.6", "+-", "0.6"]
+    assert len(lines) == 3 + 1 + len(study.PUBLISHED)
+    with pytest.raises(ValueError, match="target='line' is not known"):
+        study.comparison_lines(data, "line")
