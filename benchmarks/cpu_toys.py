@@ -255,7 +255,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", type=int, default=8, help="ensemble size S (default 8)")
     parser.add_argument("--ensemble-width", type=int, default=128,
                         help="hidden width of the ensemble comparison (default 128)")
-    parser.add_argument("--widths", type=int, nargs="+", default=[512, 128],
+    parser.add_argument("--widths", type=int, nargs="*", default=[512, 128],
                         help="hidden widths of the single-run comparison (default 512 128)")
     parser.add_argument("--no-ensemble", action="store_true", help="skip the ensemble comparison")
     parser.add_argument("--thread-widths", type=int, nargs="*", default=None,
@@ -288,9 +288,10 @@ def main(argv: list[str] | None = None) -> None:
         print(f"# WARNING: load average {load[0]:.2f} > 1.5: other processes compete for the "
               f"cores and {THREADS['n']}-thread runs slow down erratically (up to "
               f"50x on two cores); these numbers are not representative")
-    print()
-    print(f"{'width':>5}  {'timed it':>8}  {'reference it/s':>14}  {'labkit it/s':>11}  "
-          f"{'labkit/ref':>10}  runs (reference | labkit), {repeats} interleaved pair(s)")
+    if args.widths:
+        print()
+        print(f"{'width':>5}  {'timed it':>8}  {'reference it/s':>14}  {'labkit it/s':>11}  "
+              f"{'labkit/ref':>10}  runs (reference | labkit), {repeats} interleaved pair(s)")
     ref_rate = {}
     for hidden in args.widths:
         n = max(1, iters // 4) if hidden >= 512 else iters
