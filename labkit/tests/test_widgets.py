@@ -211,3 +211,17 @@ def test_slider_rounding_noise_reads_as_zero():
     theta.value = 0.03 - 0.01 - 0.01 - 0.01  # -3.5e-18 in floating point, as a browser may send
     _, cells = parse(html.value)
     assert [cells[k] for k in ("W", "JS", "KL", "TV")] == ["0.0000"] * 4
+
+
+def test_snapshot_slider_redraws_on_move_and_checks_lengths():
+    grid = np.zeros((400, 2))
+    snaps = [{"iteration": k, "samples": [[0.0, float(k)]], "critic": [float(k)] * 400}
+             for k in range(3)]
+    box = widgets.snapshot_slider({"A": snaps, "B": snaps}, toys.ring().centers, grid)
+    slider, image = box.children
+    assert (slider.min, slider.max, slider.value) == (0, 2, 2)
+    before = image.value
+    slider.value = 0
+    assert image.value != before and image.value[:4] == b"\x89PNG"
+    with pytest.raises(ValueError, match="one non-zero length"):
+        widgets.snapshot_slider({"A": snaps, "B": snaps[:1]}, toys.ring().centers, grid)
