@@ -426,7 +426,8 @@ def training_snapshots(runs: Mapping[str, Sequence[Mapping]], centers, grid, *,
     centers : array (K, 2)
         Mixture centres, drawn as black crosses.
     grid : array (G * G, 2)
-        The points the critic values belong to, x fastest (``labkit.study.grid_points``).
+        The points the critic values belong to, x fastest (``labkit.study.grid_points``); the
+        panels show this square, samples outside it are cut off.
     columns : sequence of int, optional
         Indices of the snapshots to show (default all).
     transpose : bool, default False
@@ -453,6 +454,9 @@ def training_snapshots(runs: Mapping[str, Sequence[Mapping]], centers, grid, *,
             ax.scatter(*centers.T, marker="+", c="k", s=30, lw=0.8)
             ax.scatter(*samples.T, s=2, c="C2")
             ax.set_title(f"it {snap['iteration']}", fontsize=8)
+            ax.set_xlim(gx.min(), gx.max())
+            ax.set_ylim(gy.min(), gy.max())
+            ax.set_aspect("equal")
             ax.set_xticks([])
             ax.set_yticks([])
         if transpose:

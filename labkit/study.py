@@ -537,8 +537,9 @@ def summary_table(data: dict) -> list[dict[str, Any]]:
 def loss_tracking(data: dict) -> list[dict[str, Any]]:
     """Does the critic's estimate track the exact W1 over training? Spearman per seed.
 
-    For each run and seed, rho = spearman(estimate_t, W1_t) over the evaluation iterations t
-    (iteration 0 included); then mean +- standard error over seeds.
+    For each run and seed, rho = spearman(estimate_t, W1_t) over the evaluation iterations
+    t > 0 (at t = 0 the critic is untrained and, for clipping, not yet clipped, so its value
+    estimates nothing); then mean +- standard error over seeds.
 
     Returns
     -------
@@ -552,7 +553,8 @@ def loss_tracking(data: dict) -> list[dict[str, Any]]:
         seeds = sorted(set(c["seed"]))
         rho = []
         for seed in seeds:
-            idx = [i for i, s in enumerate(c["seed"]) if s == seed]
+            idx = [i for i, (s, t) in enumerate(zip(c["seed"], c["iteration"], strict=True))
+                   if s == seed and t > 0]
             rho.append(spearman([_nan(c["w_estimate"][i]) for i in idx],
                                 [_nan(c["w1_exact"][i]) for i in idx]))
         mean, se, _ = mean_se(rho)

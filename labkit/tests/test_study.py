@@ -90,8 +90,9 @@ def test_spearman_edge_cases():
 
 
 def test_loss_tracking_per_seed():
-    curves = {"seed": [0, 0, 0, 1, 1, 1], "w_estimate": [3.0, 2.0, 1.0, 1.0, 2.0, 3.0],
-              "w1_exact": [0.3, 0.2, 0.1, 0.3, 0.2, 0.1]}
+    curves = {"seed": [0, 0, 0, 0, 1, 1, 1, 1], "iteration": [0, 1, 2, 3] * 2,
+              "w_estimate": [-9.0, 3.0, 2.0, 1.0, 9.0, 1.0, 2.0, 3.0],
+              "w1_exact": [0.0, 0.3, 0.2, 0.1, 0.0, 0.3, 0.2, 0.1]}  # iteration 0 left out
     (row,) = study.loss_tracking({"runs": {"wgan-gp/grid": {"curves": curves}}})
     assert row["rho"] == [pytest.approx(1.0), pytest.approx(-1.0)]
     assert (row["mean"], row["se"]) == (pytest.approx(0.0), pytest.approx(1.0))
