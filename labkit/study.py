@@ -406,8 +406,11 @@ def load_results(path: str | os.PathLike) -> dict:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"path={str(path)!r}: no study results file there")
-    data = json.loads(path.read_text())
-    if data.get("format") != FORMAT:
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"path={str(path)!r}: not a study file (invalid JSON: {err})") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise ValueError(f"path={str(path)!r}: not a study file of format {FORMAT}")
     return data
 

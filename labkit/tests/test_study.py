@@ -135,6 +135,15 @@ def test_study_resumes_without_redoing_finished_runs(tmp_path, monkeypatch):
         study.run_study(study.StudyConfig(**{**TINY, "iters": 5}), path, progress=False)
 
 
+def test_study_command_refuses_a_file_that_is_not_a_study(tmp_path, capsys):
+    for text, why in (("{", "invalid JSON"), ("[1]", f"not a study file of format {study.FORMAT}")):
+        (tmp_path / "s.json").write_text(text)
+        assert cli.main(["study", "--quick", "--out", str(tmp_path / "s.json")]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: path={str(tmp_path / 's.json')!r}") and why in err
+        assert err.count("\n") == 1
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--iters", "0"], "error: iters=0 is not allowed; it must be an integer >= 1"),
     (["--methods", "wgan", "gan"], "error: methods=['wgan', 'gan'] is not allowed"),
