@@ -62,8 +62,8 @@ GENERATORS = ("dcgan", "dcgan-nobn", "mlp")
 #: Fields that only image runs read.
 IMAGE_FIELDS = ("data", "image_size", "generator", "ngf", "ndf", "critic_batchnorm")
 
-#: Fields a resumed run may change: how far to go and where/how often to save.
-RESUMABLE_FIELDS = ("iters", "checkpoint", "checkpoint_every")
+#: Fields a resumed run may change: how far to go, where/how often to save, how many threads.
+RESUMABLE_FIELDS = ("iters", "checkpoint", "checkpoint_every", "threads")
 
 
 @dataclass
@@ -79,7 +79,8 @@ class TrainConfig:
     ``seed, seed+1, ..., seed+n_seeds-1``; more than one trains them together as an ensemble.
     ``eval_every`` evaluates at iterations 0, eval_every, 2*eval_every, ...: exact W1 (POT)
     between ``eval_samples`` generated and real points, the critic's estimate on the same points,
-    and for mixtures the mode coverage.
+    and for mixtures the mode coverage. ``threads`` sets torch's CPU threads for the run; 0 lets
+    :func:`choose_threads` pick by model size.
 
     Image runs (``target="images"``) read the uint8 cache folder ``data`` of ``image_size``
     pixels, train the DCGAN critic (``ndf``, with BatchNorm unless ``critic_batchnorm=False``)
@@ -113,6 +114,7 @@ class TrainConfig:
     eval_samples: int = 2500
     checkpoint: str | None = None
     checkpoint_every: int = 1000
+    threads: int = 0
     data: str | None = None
     image_size: int = 64
     generator: str = "mlp"
@@ -135,6 +137,8 @@ class TrainConfig:
         _choice("optimizer", self.optimizer, OPTIMIZERS)
         _choice("target", self.target, TARGETS)
         _choice("generator", self.generator, GENERATORS)
+        _check("threads", self.threads, isinstance(self.threads, int) and self.threads >= 0,
+               "an integer >= 0 (0: chosen by model size)")
         for name in ("clip", "lr"):
             _check(name, getattr(self, name), getattr(self, name) > 0, "> 0")
         _check("gp_lambda", self.gp_lambda, self.gp_lambda >= 0, ">= 0")
@@ -197,6 +201,31 @@ def critic_steps(config: TrainConfig, gen_iteration: int) -> int:
     if config.critic_warmup and (gen_iteration < 25 or gen_iteration % 500 == 0):
         return 100
     return config.n_critic
+
+
+#: torch's own thread count when labkit was imported (one per physical core).
+DEFAULT_THREADS = torch.get_num_threads()
+#: Multiply-adds of one hidden layer on one batch (m x hidden^2 x seeds) below which one thread.
+ONE_THREAD_BELOW = 2**23
+
+
+def choose_threads(config: TrainConfig) -> int:
+    """Torch CPU threads for a run: ``config.threads`` if set, else one for small models.
+
+    A hidden layer's matmul costs m * hidden^2 * n_seeds multiply-adds. Below
+    :data:`ONE_THREAD_BELOW` (8.4 M; e.g. 3 x 128 at batch 256, one seed: 4.2 M) a second thread
+    gains nothing on an idle machine and, when another process is busy on the cores, slows each
+    step 20x or more (benchmarks/README.md); above it (3 x 512 at batch 64, or an 8-seed
+    ensemble of 3 x 128) torch's default, one thread per core, is kept.
+
+    >>> small = TrainConfig(hidden=128, batch_size=256)
+    >>> choose_threads(small), choose_threads(TrainConfig(threads=3))
+    (1, 3)
+    """
+    if config.threads:
+        return config.threads
+    work = config.batch_size * config.hidden**2 * config.n_seeds
+    return 1 if work < ONE_THREAD_BELOW else DEFAULT_THREADS
 
 
 def member_seeds(seed: int) -> tuple[int, int, int]:
@@ -320,7 +349,8 @@ def stack_members(draws: list[torch.Tensor], device: torch.device) -> torch.Tens
 def build_constraint(config: TrainConfig) -> objectives.Constraint:
     """The Lipschitz constraint named by ``config.constraint`` with the config's parameters."""
     kwargs = {"clip": {"clip": config.clip, "timing": config.clip_timing},
-              "gp": {"lam": config.gp_lambda}}.get(config.constraint, {})
+              "gp": {"lam": config.gp_lambda},
+              "sn": {"seed": config.seed}}.get(config.constraint, {})
     return objectives.make_constraint(config.constraint, **kwargs)
 
 
@@ -439,6 +469,7 @@ class Trainer:
         self.callbacks = list(callbacks)
         self.progress = progress
         self.device = torch.device(config.device)
+        torch.set_num_threads(choose_threads(config))
         self.seeds = [config.seed + s for s in range(config.n_seeds)]
         self.ensemble = config.n_seeds > 1
         self.rank, self.world = distributed.rank(), distributed.world_size()
@@ -746,8 +777,8 @@ def _sigint_flag():
 
 __all__ = ["TrainConfig", "Trainer", "History", "DivergenceError", "critic_steps", "image_config",
            "build_models", "build_toy_models", "build_image_models", "build_target",
-           "open_training_cache",
-           "build_evaluator", "build_constraint", "build_optimizer", "member_seeds", "grad_norm",
-           "check_finite_parameters", "check_runtime", "stack_members", "OPTIMIZERS",
+           "open_training_cache", "build_evaluator", "build_constraint", "build_optimizer",
+           "member_seeds", "grad_norm", "check_finite_parameters", "check_runtime",
+           "stack_members", "choose_threads", "DEFAULT_THREADS", "ONE_THREAD_BELOW", "OPTIMIZERS",
            "CONSTRAINTS", "TARGETS", "GENERATORS", "IMAGE_FIELDS", "IMAGE_DEFAULTS",
            "RESUMABLE_FIELDS"]
