@@ -17,8 +17,6 @@ import statistics
 import tempfile
 import time
 
-import torch
-
 from labkit.datasets import synthetic_images
 from labkit.images import save_cache
 from labkit.train import Trainer, image_config
@@ -29,9 +27,9 @@ CONFIGS = {
 }
 
 
-def iterations_per_second(cache_dir: str, config: dict, iters: int) -> float:
+def iterations_per_second(cache_dir: str, config: dict, iters: int, threads: int) -> float:
     trainer = Trainer(image_config(cache_dir, iters=10**9, critic_warmup=False, eval_samples=64,
-                                   **config), progress=False)
+                                   threads=threads, **config), progress=False)
     trainer.train_step()  # warm up allocators and kernels
     start = time.perf_counter()
     for _ in range(iters):
@@ -53,10 +51,9 @@ def main() -> None:
             caches[name] = save_cache(synthetic_images(512, size), os.path.join(tmp, str(size)),
                                       f"synthetic_images(512, {size})").path
         for threads in args.threads:
-            torch.set_num_threads(threads)
             for name, config in CONFIGS.items():
                 iters = args.iters * (20 if config["image_size"] == 16 else 1)
-                rates = [iterations_per_second(caches[name], config, iters)
+                rates = [iterations_per_second(caches[name], config, iters, threads)
                          for _ in range(args.repeats)]
                 load = os.getloadavg()[0]
                 print(f"{name:>14}, {threads} thread(s): {statistics.median(rates):7.2f} it/s "
