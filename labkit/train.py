@@ -24,7 +24,7 @@ import random
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,14 +33,17 @@ import numpy as np
 import torch
 from torch import nn
 
-from labkit import checkpoint, metrics, objectives, ot, toys
+from labkit import _checks, checkpoint, metrics, objectives, ot, toys
 from labkit.models import EnsembleMLPCritic, EnsembleMLPGenerator, MLPCritic, MLPGenerator
 
 OPTIMIZERS = ("rmsprop", "adam", "sgd")
 CONSTRAINTS = ("clip", "gp", "sn", "none")
 
-#: Fields a resumed run may change: how far to go and where/how often to save.
-RESUMABLE_FIELDS = ("iters", "checkpoint", "checkpoint_every")
+#: Most seeds one ensemble run may train together.
+MAX_SEEDS = 256
+
+#: Fields a resumed run may change: how far to go, where/how often to save, the memory budget.
+RESUMABLE_FIELDS = ("iters", "checkpoint", "checkpoint_every", "eval_max_gib")
 
 
 @dataclass
@@ -56,7 +59,8 @@ class TrainConfig:
     ``seed, seed+1, ..., seed+n_seeds-1``; more than one trains them together as an ensemble.
     ``eval_every`` evaluates at iterations 0, eval_every, 2*eval_every, ...: exact W1 (POT)
     between ``eval_samples`` generated and real points, the critic's estimate on the same points,
-    and for mixtures the mode coverage.
+    and for mixtures the mode coverage. The exact solver needs about ``48 * eval_samples**2``
+    bytes, which must fit ``eval_max_gib`` (checked here, before anything runs).
     """
 
     loss: str = "wgan"
@@ -80,34 +84,53 @@ class TrainConfig:
     device: str = "cpu"
     eval_every: int = 500
     eval_samples: int = 2500
+    eval_max_gib: float = ot.DEFAULT_MAX_BYTES / 2**30
     checkpoint: str | None = None
     checkpoint_every: int = 1000
 
     def __post_init__(self) -> None:
-        self.betas = tuple(float(b) for b in self.betas)
         self.validate()
 
     def validate(self) -> None:
-        """Raise ``ValueError`` naming the first field outside its allowed range."""
-        _choice("loss", self.loss, objectives.LOSSES)
-        _choice("constraint", self.constraint, CONSTRAINTS)
-        _choice("clip_timing", self.clip_timing, ("after", "before"))
-        _choice("optimizer", self.optimizer, OPTIMIZERS)
-        _choice("target", self.target, toys.TARGETS)
-        for name in ("clip", "lr"):
-            _check(name, getattr(self, name), getattr(self, name) > 0, "> 0")
-        _check("gp_lambda", self.gp_lambda, self.gp_lambda >= 0, ">= 0")
-        _check("betas", self.betas, len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas),
-               "two numbers in [0, 1)")
-        for name in ("batch_size", "n_critic", "nz", "hidden", "depth", "n_seeds",
-                     "eval_every", "eval_samples", "checkpoint_every"):
-            value = getattr(self, name)
-            _check(name, value, isinstance(value, int) and value >= 1, "an integer >= 1")
-        _check("iters", self.iters, isinstance(self.iters, int) and self.iters >= 0,
-               "an integer >= 0")
-        _check("seed", self.seed, isinstance(self.seed, int) and self.seed >= 0, "an integer >= 0")
-        _check("device", self.device, self.device == "cpu" or self.device.startswith("cuda"),
-               "'cpu' or 'cuda[:k]'")
+        """Check every field and normalise it in place (numpy scalars become Python ones, betas a
+        tuple of floats); raise :class:`~labkit._checks.BadValue` (a ``ValueError``) naming the
+        first bad field, its value and what is allowed.
+
+        Bools are not integers, strings are not bools, ``nan``/``inf`` are refused, the device
+        must exist, and ``eval_samples`` must fit the exact solver's memory budget
+        ``eval_max_gib`` (its cost matrix and plan grow as ``eval_samples**2``).
+        """
+        for name, allowed in (("loss", objectives.LOSSES), ("constraint", CONSTRAINTS),
+                              ("clip_timing", ("after", "before")), ("optimizer", OPTIMIZERS),
+                              ("target", toys.TARGETS)):
+            setattr(self, name, _checks.choice(name, getattr(self, name), allowed))
+        for name in ("clip", "lr", "eval_max_gib"):
+            setattr(self, name, _checks.finite_real(name, getattr(self, name), above=0))
+        self.gp_lambda = _checks.finite_real("gp_lambda", self.gp_lambda, at_least=0)
+        self.betas = _betas(self.betas)
+        for name in ("batch_size", "n_critic", "nz", "hidden", "depth", "eval_every",
+                     "eval_samples", "checkpoint_every"):
+            setattr(self, name, _checks.integer(name, getattr(self, name), minimum=1))
+        for name in ("iters", "seed"):
+            setattr(self, name, _checks.integer(name, getattr(self, name), minimum=0))
+        self.n_seeds = _checks.integer("n_seeds", self.n_seeds, minimum=1)
+        if self.n_seeds > MAX_SEEDS:
+            raise _checks.BadValue(
+                "n_seeds", self.n_seeds, f"at most {MAX_SEEDS}",
+                " (each seed is a whole model with its own optimizer state, evaluated on its own: "
+                "memory and time grow with the count); split the seeds over several runs")
+        self.critic_warmup = _checks.boolean("critic_warmup", self.critic_warmup)
+        self.device = _checks.device("device", self.device)
+        if self.checkpoint is not None and not isinstance(self.checkpoint, str | Path):
+            raise _checks.BadValue("checkpoint", self.checkpoint, "a path or None")
+        self.checkpoint = None if self.checkpoint is None else str(self.checkpoint)
+        need = ot.exact_solver_bytes(self.eval_samples, self.eval_samples) / 2**30
+        if need > self.eval_max_gib:
+            raise _checks.BadValue(
+                "eval_samples", self.eval_samples, "small enough for the exact W1 solver",
+                f": {self.eval_samples} x {self.eval_samples} points need about {need:.1f} GiB, "
+                f"more than eval_max_gib = {self.eval_max_gib:g} GiB; lower eval_samples or "
+                "raise eval_max_gib if the memory is there")
 
     def to_dict(self) -> dict[str, Any]:
         """The config as JSON-ready types (tuples become lists)."""
@@ -116,6 +139,8 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
         """Build a config from a dict; unknown keys raise ``ValueError`` listing the known ones."""
+        if not isinstance(values, Mapping):
+            raise _checks.BadValue("values", values, "a dict of TrainConfig fields")
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
@@ -123,15 +148,21 @@ class TrainConfig:
         return cls(**values)
 
 
-def _choice(name: str, value: Any, allowed: Iterable[str]) -> None:
-    allowed = tuple(allowed)
-    if value not in allowed:
-        raise ValueError(f"{name}={value!r} is not known; choose one of {', '.join(allowed)}")
-
-
-def _check(name: str, value: Any, ok: bool, allowed: str) -> None:
-    if not ok:
-        raise ValueError(f"{name}={value!r} is not allowed; it must be {allowed}")
+def _betas(value: Any) -> tuple[float, float]:
+    """Adam's (beta1, beta2): two finite numbers in [0, 1)."""
+    allowed = "two numbers in [0, 1)"
+    if isinstance(value, str | bytes) or not isinstance(value, Iterable):
+        raise _checks.BadValue("betas", value, allowed)
+    values = tuple(value)
+    if len(values) != 2:
+        raise _checks.BadValue("betas", value, allowed)
+    try:
+        betas = tuple(_checks.finite_real("betas", b, at_least=0) for b in values)
+    except _checks.BadValue:
+        raise _checks.BadValue("betas", value, allowed) from None
+    if not all(b < 1 for b in betas):
+        raise _checks.BadValue("betas", value, allowed)
+    return betas
 
 
 def critic_steps(config: TrainConfig, gen_iteration: int) -> int:
@@ -597,4 +628,4 @@ def _sigint_flag():
 
 __all__ = ["TrainConfig", "Trainer", "History", "DivergenceError", "critic_steps",
            "build_toy_models", "build_constraint", "build_optimizer", "member_seeds",
-           "OPTIMIZERS", "CONSTRAINTS", "RESUMABLE_FIELDS"]
+           "OPTIMIZERS", "CONSTRAINTS", "RESUMABLE_FIELDS", "MAX_SEEDS"]

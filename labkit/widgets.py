@@ -8,15 +8,13 @@ The update logic is pure and tested without a browser (:func:`example1_readout`,
 from __future__ import annotations
 
 import math
-import operator
 from collections.abc import Mapping
 
 import ipywidgets
 import numpy as np
 import torch
 
-from labkit import divergences, ot, toys
-from labkit._checks import finite_real
+from labkit import _checks, divergences, ot, toys
 
 __all__ = ["KEYS", "example1_readout", "example1_samples", "readout_html", "theta_explorer"]
 
@@ -34,20 +32,6 @@ _LABELS = {
 #: Ranges of the explorer's sliders.
 THETA_RANGE = (-1.0, 1.0)
 N_RANGE = (10, 1000)
-
-
-def _check_int(name: str, value, low: int, high: int | None = None) -> int:
-    """Return ``value`` as an int in [low, high]; raise ValueError naming ``name`` otherwise."""
-    allowed = f"an integer >= {low}" if high is None else f"an integer in [{low}, {high}]"
-    if isinstance(value, bool):
-        raise ValueError(f"{name} must be {allowed}, got {value!r}")
-    try:
-        number = operator.index(value)
-    except TypeError:
-        raise ValueError(f"{name} must be {allowed}, got {value!r}") from None
-    if number < low or (high is not None and number > high):
-        raise ValueError(f"{name} must be {allowed}, got {value!r}")
-    return number
 
 
 def example1_samples(theta: float, n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -72,9 +56,9 @@ def example1_samples(theta: float, n: int, seed: int = 0) -> tuple[torch.Tensor,
     real, fake : torch.Tensor, shape (n, 2), float32
         Rows (0, z) and (theta, z').
     """
-    theta = finite_real("theta", theta)
-    n = _check_int("n", n, 1)
-    seed = _check_int("seed", seed, 0)
+    theta = _checks.finite_real("theta", theta)
+    n = _checks.integer("n", n, minimum=1)
+    seed = _checks.integer("seed", seed, minimum=0)
     real = toys.parallel_lines(0.0, n, generator=torch.Generator().manual_seed(seed))
     fake = toys.parallel_lines(theta, n, generator=torch.Generator().manual_seed(seed + 1))
     return real, fake
@@ -184,11 +168,11 @@ def theta_explorer(theta: float = 0.5, n: int = 200, seed: int = 0) -> ipywidget
     """
     from labkit import plots
 
-    theta = finite_real("theta", theta)
+    theta = _checks.finite_real("theta", theta)
     if not THETA_RANGE[0] <= theta <= THETA_RANGE[1]:
         raise ValueError(f"theta must be in [{THETA_RANGE[0]:g}, {THETA_RANGE[1]:g}], got {theta}")
-    n = _check_int("n", n, *N_RANGE)
-    seed = _check_int("seed", seed, 0)
+    n = _checks.integer("n", n, *N_RANGE)
+    seed = _checks.integer("seed", seed, minimum=0)
 
     theta_slider = ipywidgets.FloatSlider(value=theta, min=THETA_RANGE[0], max=THETA_RANGE[1],
                                           step=0.01, description="theta", readout_format=".2f")
