@@ -129,8 +129,9 @@ class TrainConfig:
             raise _checks.BadValue(
                 "eval_samples", self.eval_samples, "small enough for the exact W1 solver",
                 f": {self.eval_samples} x {self.eval_samples} points need about {need:.1f} GiB, "
-                f"more than eval_max_gib = {self.eval_max_gib:g} GiB; lower eval_samples or "
-                "raise eval_max_gib if the memory is there")
+                f"more than the budget of {self.eval_max_gib:g} GiB (eval_max_gib, "
+                "--eval-max-gib on the command line); lower it, or raise the budget if the "
+                "memory is there")
 
     def to_dict(self) -> dict[str, Any]:
         """The config as JSON-ready types (tuples become lists)."""
@@ -228,7 +229,17 @@ def build_optimizer(config: TrainConfig, params: Iterable[nn.Parameter]) -> torc
 
 
 class DivergenceError(RuntimeError):
-    """A loss or parameter became NaN or infinite; the last good checkpoint is kept."""
+    """A loss or parameter became NaN or infinite. The message says whether a checkpoint exists;
+    ``iteration`` is the first bad one and ``saved_iteration`` that of the last good checkpoint
+    (None if none was written)."""
+
+    def __init__(self, iteration: int, what: str, checkpoint: str | None,
+                 saved_iteration: int | None) -> None:
+        self.iteration, self.saved_iteration = iteration, saved_iteration
+        kept = ("no checkpoint was written before it" if saved_iteration is None else
+                f"the last good checkpoint, iteration {saved_iteration}, is kept at "
+                f"{checkpoint!r}")
+        super().__init__(f"diverged at iteration {iteration}: {what}; {kept}")
 
 
 class History:
@@ -340,6 +351,7 @@ class Trainer:
 
         self.rngs = [torch.Generator().manual_seed(member_seeds(s)[1]) for s in self.seeds]
         self.iteration = 0
+        self.saved_iteration: int | None = None  # iteration of the last checkpoint on disk
         self.elapsed = 0.0
         self.history = History()
         self.last_eval: list[dict[str, Any]] = []
@@ -445,8 +457,13 @@ class Trainer:
         real = (self._eval_real[0] if self.ensemble else self._eval_real).cpu()
         return real, list(fake) if self.ensemble else [fake]
 
-    def _record_eval(self) -> None:
+    def _record_eval(self, bar) -> None:
+        """Evaluate, record and report; the progress bar says so meanwhile (seconds per seed at
+        a few thousand points)."""
+        bar.set_description_str(f"exact W1 on {self.config.eval_samples} points")
         self.last_eval = self.evaluate()
+        bar.set_description_str(_BAR_TITLE)
+        bar.set_postfix(_postfix(self.history, self.last_eval))
         for seed, row in zip(self.seeds, self.last_eval, strict=True):
             self.history.add_eval(self.iteration, seed, row)
         self._emit("eval")
@@ -499,6 +516,7 @@ class Trainer:
         """A trainer for ``config`` restored from the checkpoint at ``path``."""
         trainer = cls(config, **kwargs)
         trainer.load_state_dict(checkpoint.load(path))
+        trainer.saved_iteration = trainer.iteration
         return trainer
 
     def save(self) -> Path | None:
@@ -507,6 +525,7 @@ class Trainer:
             return None
         self._check_finite_parameters()
         path = checkpoint.save_atomic(self.state_dict(), self.config.checkpoint)
+        self.saved_iteration = self.iteration
         self._emit("checkpoint")
         return path
 
@@ -514,8 +533,10 @@ class Trainer:
         for module in (self.generator, self.critic):
             for name, p in module.named_parameters():
                 if not torch.isfinite(p).all():
-                    raise DivergenceError(f"diverged by iteration {self.iteration}: parameter "
-                                          f"{name!r} is not finite; last good checkpoint kept")
+                    raise self._diverged(self.iteration, f"parameter {name!r} is not finite")
+
+    def _diverged(self, iteration: int, what: str) -> DivergenceError:
+        return DivergenceError(iteration, what, self.config.checkpoint, self.saved_iteration)
 
     def _emit(self, event: str) -> None:
         for callback in self.callbacks:
@@ -525,19 +546,23 @@ class Trainer:
     def run(self) -> History:
         """Train up to ``config.iters`` generator iterations (continuing a resumed run).
 
-        Ctrl-C (SIGINT) finishes the current iteration, saves a checkpoint and returns with
-        ``self.interrupted = True``. A NaN or inf raises :class:`DivergenceError` naming the
-        first bad iteration; the last checkpoint written stays the last good one.
+        Ctrl-C (SIGINT), also during the first evaluation, finishes the current step, saves a
+        checkpoint and returns with ``self.interrupted = True``; a second Ctrl-C raises
+        ``KeyboardInterrupt`` at once (an unfinished checkpoint write is then discarded). A run
+        with nothing to do (``iters`` reached) still saves, so that it can be resumed. A NaN or
+        inf raises :class:`DivergenceError` naming the first bad iteration; the last checkpoint
+        written stays the last good one.
         """
         cfg = self.config
         self.interrupted = False
         start = time.perf_counter() - self.elapsed
-        if self.iteration == 0 and not self.history.evals:
-            self._record_eval()
         pending: list[torch.Tensor] = []
         times: list[float] = []
+        saved = False
         bar = _progress_bar(cfg.iters, self.iteration, self.progress)
         with _sigint_flag() as interrupt, contextlib.closing(bar):
+            if self.iteration == 0 and not self.history.evals:
+                self._record_eval(bar)
             while self.iteration < cfg.iters and not interrupt.is_set():
                 loss_c = self.critic_phase(critic_steps(cfg, self.iteration))
                 grad_norm_critic = self._grad_norm(self.critic)
@@ -554,11 +579,13 @@ class Trainer:
                 if eval_now or save_now or end or len(pending) == 100:
                     self._flush(pending, times)
                     if eval_now:
-                        self._record_eval()
-                        bar.set_postfix(_postfix(self.history, self.last_eval))
+                        self._record_eval(bar)
                     self.elapsed = time.perf_counter() - start
                     if save_now or end:
                         self.save()
+                        saved = True
+            if not saved:
+                self.save()
             self.interrupted = interrupt.is_set()
         self._emit("end")
         return self.history
@@ -570,11 +597,7 @@ class Trainer:
         first = self.iteration - len(pending) + 1
         bad = (~torch.isfinite(values)).flatten(1).any(1).nonzero()
         if len(bad):
-            at = first + int(bad[0])
-            raise DivergenceError(
-                f"diverged at iteration {at}: a loss or gradient norm is NaN or inf "
-                f"(try a smaller lr or a tighter constraint); "
-                f"last good checkpoint kept at {self.config.checkpoint!r}")
+            raise self._diverged(first + int(bad[0]), "a loss or gradient norm is NaN or inf")
         self.history.add_steps(first, self.seeds, values, times)
         pending.clear()
         times.clear()
@@ -599,11 +622,14 @@ def _postfix(history: History, last_eval: list[dict[str, Any]]) -> dict[str, str
     return {"W_est": f"{w_est:.4f}", "W1": f"{last_eval[0]['w1_exact']:.4f}"}
 
 
+_BAR_TITLE = "generator iterations"
+
+
 def _progress_bar(total: int, initial: int, enabled: bool):
     from tqdm.auto import tqdm
 
     return tqdm(total=total, initial=initial, disable=not enabled, unit="it", dynamic_ncols=True,
-                desc="generator iterations")
+                desc=_BAR_TITLE)
 
 
 @contextlib.contextmanager

@@ -129,7 +129,7 @@ def test_make_target_builds_each_sampler():
 
 def test_make_target_unknown_name_lists_the_known_ones():
     assert toys.TARGETS == ("ring", "grid", "swiss_roll")
-    with pytest.raises(ValueError, match=r"name must be one of ring, grid, swiss_roll, got 'moons'"):
+    with pytest.raises(ValueError, match="name must be one of ring, grid, swiss_roll, got 'moons'"):
         toys.make_target("moons")
 
 
