@@ -10,11 +10,15 @@ produced the before/after counts in the issue's closing note.
 
 from __future__ import annotations
 
+import errno
 import math
 import os
 import re
 import shutil
+import signal
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -315,3 +319,148 @@ if __name__ == "__main__":  # the before/after counts: python tests/test_bad_inp
         counts.setdefault(outcome(call, error, name)[0], []).append(case_id)
     print({k: len(v) for k, v in counts.items()}, counts.get("unclear"), counts.get("silent"),
           file=sys.stderr)
+
+
+# ------------------------------------------------------------------ faults: signals, kills, disks
+# The command line in a child process that pauses ``seconds`` in the ``nth`` call of one phase
+# (the evaluation, or torch.save inside a checkpoint's atomic write), saying so on stdout, so
+# that a real signal lands in that phase.
+PAUSING = """
+import sys, time, torch
+from labkit import train
+from labkit.cli import main
+phase, nth, seconds, args = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), sys.argv[4:]
+calls = 0
+def pausing(original):
+    def wrapped(*a, **k):
+        global calls
+        calls += 1
+        if calls == nth:
+            print("in " + phase, flush=True)
+            time.sleep(seconds)
+        return original(*a, **k)
+    return wrapped
+if phase == "save":
+    torch.save = pausing(torch.save)
+else:
+    train.Trainer.evaluate = pausing(train.Trainer.evaluate)
+sys.exit(main(args))
+"""
+
+
+def pausing_run(run: Path, phase: str, nth: int, seconds: float, *args: str):
+    """Start the pausing child on ``run`` and return it once it has reached the pause."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", PAUSING, phase, str(nth), str(seconds), "toy", "--out", str(run),
+         "--iters", "100000", "--checkpoint-every", "3", *TINY, *args],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == f"in {phase}", proc.communicate()[1]
+    return proc
+
+
+def finish(proc) -> str:
+    """Wait for the child; its stderr."""
+    try:
+        return proc.communicate(timeout=120)[1]
+    finally:
+        proc.kill()
+
+
+def temporaries(run: Path) -> list[str]:
+    return sorted(p.name for p in run.glob(".*.tmp"))
+
+
+@pytest.mark.parametrize("phase, nth, saved", [("eval", 1, 0), ("save", 2, 6)])
+def test_ctrl_c_in_first_evaluation_or_save_saves_and_exits_130(tmp_path, phase, nth, saved):
+    run = tmp_path / "run"
+    proc = pausing_run(run, phase, nth, 2.0)
+    proc.send_signal(signal.SIGINT)
+    stderr = finish(proc)
+    assert proc.returncode == 130, stderr
+    assert stderr == (f"interrupted at iteration {saved}; checkpoint of iteration {saved} in "
+                      f"{run / 'checkpoint.pt'}; continue with: python -m labkit toy --out {run} "
+                      "--resume\n")
+    assert checkpoint.load(run / "checkpoint.pt")["iteration"] == saved
+    assert (run / "INCOMPLETE").exists() and not (run / ".lock").exists()
+    assert temporaries(run) == []
+
+
+def test_second_ctrl_c_during_a_save_keeps_the_previous_checkpoint(tmp_path):
+    run = tmp_path / "run"
+    proc = pausing_run(run, "save", 2, 5.0)  # the write of iteration 6 is under way
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    stderr = finish(proc)
+    assert proc.returncode == 130, stderr
+    assert stderr.startswith("interrupted at iteration 6; checkpoint of iteration 3 in ")
+    assert stderr.count("\n") == 1 and "Traceback" not in stderr
+    assert checkpoint.load(run / "checkpoint.pt")["iteration"] == 3
+    assert temporaries(run) == []
+
+
+def test_kill_during_a_save_leaves_the_last_checkpoint_and_the_rerun_cleans_up(tmp_path):
+    run = tmp_path / "run"
+    proc = pausing_run(run, "save", 2, 60.0)
+    proc.send_signal(signal.SIGKILL)
+    finish(proc)
+    assert len(temporaries(run)) == 1  # the orphan of the unfinished write
+    assert checkpoint.load(run / "checkpoint.pt")["iteration"] == 3
+    # The dead run's lock does not block the rerun, which removes the orphan.
+    assert main(["toy", "--out", str(run), "--resume", "--iters", "5", "--quiet"]) == 0
+    assert temporaries(run) == [] and not (run / "INCOMPLETE").exists()
+    assert checkpoint.load(run / "checkpoint.pt")["iteration"] == 5
+
+
+def test_a_second_run_on_a_folder_in_use_is_refused(tmp_path, capsys):
+    run = tmp_path / "run"
+    first = pausing_run(run, "eval", 1, 60.0)  # holds the folder, in its first evaluation
+    try:
+        before = tree(run)
+        assert main(["toy", "--out", str(run), *TINY]) == 2
+        assert capsys.readouterr().err == (
+            f"error: --out {str(run)!r} is in use by another run (process {first.pid}); wait "
+            "for it to end or choose another --out\n")
+        assert tree(run) == before
+    finally:
+        first.kill()
+        first.communicate(timeout=60)
+    # It crashed before any checkpoint: a new run may take the folder over.
+    assert main(["toy", "--out", str(run), "--iters", "1", *TINY]) == 0
+    assert checkpoint.load(run / "checkpoint.pt")["iteration"] == 1
+
+
+def test_a_full_disk_keeps_the_last_checkpoint(tmp_path, capsys, monkeypatch):
+    run = tmp_path / "run"
+    writes = []
+
+    def save(obj, path):  # the second checkpoint write finds the disk full
+        writes.append(path)
+        if len(writes) == 2:
+            Path(path).write_bytes(b"half")
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real_save(obj, path)
+
+    real_save = torch.save
+    monkeypatch.setattr(checkpoint.torch, "save", save)
+    status = main(["toy", "--out", str(run), "--iters", "10", "--checkpoint-every", "3", *TINY])
+    err = capsys.readouterr().err
+    assert status == 1
+    assert err == (f"error: could not write in {str(run)!r}: No space left on device; "
+                   f"checkpoint of iteration 3 in {run / 'checkpoint.pt'}; make room and "
+                   f"continue with: python -m labkit toy --out {run} --resume\n")
+    assert checkpoint.load(run / "checkpoint.pt")["iteration"] == 3
+    assert temporaries(run) == [] and (run / "INCOMPLETE").exists()
+
+
+def test_divergence_says_no_checkpoint_exists_and_what_to_do(tmp_path, capsys):
+    run = tmp_path / "run"
+    status = main(["toy", "--out", str(run), "--constraint", "none", "--optimizer", "sgd",
+                   "--lr", "1e12", "--iters", "200", *TINY])
+    err = capsys.readouterr().err
+    assert status == 3
+    assert re.fullmatch(r"error: diverged at iteration \d+: a loss or gradient norm is NaN or "
+                        r"inf; no checkpoint was written before it; --resume keeps the run's "
+                        r"settings, so start a new run \(another --out\) with a smaller --lr or "
+                        r"a tighter constraint \(--clip, --constraint gp\)\n", err), err
+    assert not (run / "checkpoint.pt").exists() and (run / "INCOMPLETE").exists()
