@@ -42,7 +42,8 @@ def info() -> dict[str, str]:
         "torch": torch.__version__,
         "POT": ot.__version__,
         "numpy": numpy.__version__,
-        "device": "cpu (default; pass device='cuda' or --device cuda to use a GPU)",
+        "device": ("cpu (default; pass device='cuda' or --device cuda to use the GPU)" if gpu
+                   else "cpu (this torch sees no GPU, so cpu is the only device)"),
         "gpu": f"yes: {torch.cuda.get_device_name(0)}" if gpu else "no",
     }
 
@@ -268,6 +269,9 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
     except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
+    except OSError as err:  # e.g. a full disk while the run folder was being set up
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_WRITE_FAILED
     except KeyboardInterrupt:
         print("interrupted before the run started; nothing was written", file=sys.stderr)
         return EXIT_INTERRUPTED
