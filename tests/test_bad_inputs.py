@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 import torch
 
-from labkit import checkpoint, divergences, metrics, models, objectives, ot, toys
+from labkit import checkpoint, divergences, images, metrics, models, objectives, ot, toys
 from labkit.cli import main
 from labkit.train import TrainConfig, Trainer
 
@@ -33,6 +33,20 @@ TINY = ["--hidden", "8", "--depth", "1", "--batch-size", "16", "--eval-every", "
         "--eval-samples", "50", "--quiet"]
 RING = toys.ring()
 XY = [[0.0, 0.0], [1.0, 1.0]]
+
+
+def widgets():
+    """labkit.widgets, imported when a case needs it (it loads ipywidgets)."""
+    from labkit import widgets
+
+    return widgets
+
+
+def plots():
+    """labkit.plots, imported when a case needs it (it loads matplotlib)."""
+    from labkit import plots
+
+    return plots
 
 
 def grad_scalar():
@@ -107,6 +121,13 @@ LIBRARY = [
     ("objectives-clip-bool", lambda: objectives.WeightClipping(clip=True), ValueError, "clip"),
     ("objectives-lam-string", lambda: objectives.GradientPenalty(lam="10"), ValueError, "lam"),
     ("objectives-constraint-name", lambda: objectives.make_constraint("l2"), ValueError, "name"),
+    ("images-size-bool", lambda: images.check_image_size(True), ValueError, "size"),
+    ("images-size-odd", lambda: images.check_image_size(48), ValueError, "size"),
+    ("images-cache-missing", lambda: images.open_cache("/nonexistent/cache"), FileNotFoundError,
+     "/nonexistent/cache"),
+    ("widgets-theta-string", lambda: widgets().example1_readout("a", 10), ValueError, "theta"),
+    ("widgets-n-bool", lambda: widgets().example1_samples(0.5, True), ValueError, "n"),
+    ("plots-theta-inf", lambda: plots().example1_setup(math.inf), ValueError, "theta"),
     ("objectives-loss-name",
      lambda: objectives.critic_loss("hinge", torch.zeros(2), torch.zeros(2)), ValueError, "loss"),
 ]
