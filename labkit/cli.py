@@ -154,6 +154,9 @@ def _cmd_toy(args: argparse.Namespace) -> int:
             raise ValueError(f"--resume: {str(out)!r} holds no checkpoint.pt to continue; "
                              "leave out --resume to start a run there")
         saved = checkpoint.load(ckpt)
+        if not {"config", "iteration"} <= saved.keys():
+            raise checkpoint.CheckpointError(f"checkpoint {str(ckpt)!r} is not a toy run's "
+                                             "checkpoint (no config or iteration)")
         config = _config_from_args(args, saved["config"])
         if config.iters <= saved["iteration"]:
             raise ValueError(f"--iters {config.iters} is not beyond the run in {str(out)!r}, "

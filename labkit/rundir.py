@@ -164,8 +164,8 @@ def _check_fresh(folder: Path, option: str) -> None:
     foreign = sorted(names - RUN_FILES)
     if foreign or (names - {LOCK} and MARKER not in names):
         shown = ", ".join(foreign[:3]) or ", ".join(sorted(names - {LOCK})[:3])
-        raise RunDirError(f"{option} {str(folder)!r} is not empty and holds no labkit run "
-                          f"({shown}); choose a new or empty folder")
+        raise RunDirError(f"{option} {str(folder)!r} holds files that are not an unfinished "
+                          f"labkit run ({shown}); choose a new or empty folder")
 
 
 @contextlib.contextmanager

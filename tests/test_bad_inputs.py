@@ -153,6 +153,8 @@ def damaged(kind):
             path.write_bytes(os.urandom(4096))
         elif kind == "foreign":
             torch.save([1, 2, 3], path)
+        elif kind == "bare":  # the right format number, but nothing of a run in it
+            torch.save({"format": checkpoint.FORMAT}, path)
         elif kind == "pickle":  # arbitrary objects: weights_only refuses, and so must we, plainly
             torch.save({"config": Path("x")}, path)
         else:  # truncated: the first half of a real checkpoint
@@ -211,6 +213,8 @@ COMMAND_LINE = [
     ("cli-resume-truncated", damaged("truncated"), ["--resume"], 2, "checkpoint.pt"),
     ("cli-resume-foreign", damaged("foreign"), ["--resume"], 2, "checkpoint.pt"),
     ("cli-resume-pickle", damaged("pickle"), ["--resume"], 2, "checkpoint.pt"),
+    ("cli-resume-bare", damaged("bare"), ["--resume"], 2, "checkpoint.pt"),
+    ("cli-out-foreign-folder", in_run_folder("notes.txt"), ["--iters", "1"], 2, "--out"),
 ]
 
 
