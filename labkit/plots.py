@@ -20,11 +20,16 @@ from matplotlib.figure import Figure
 from labkit import _checks
 
 __all__ = [
+    "ClipExplorerView",
     "Example1View",
     "distance_curves",
+    "figure2",
+    "layer_study",
+    "loss_tracks",
     "example1_setup",
     "sample_convergence",
     "toy_samples",
+    "trained_distances",
     "trajectories",
 ]
 
@@ -405,3 +410,264 @@ def toy_samples(real, fakes: Mapping[str, object], centers=None, *, title: str |
         fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+# --------------------------------------------------------------------------- notebook 02
+
+
+def _marker_series(ax, points: Mapping[str, tuple], start: int = 4) -> None:
+    """Draw each (x, y) of ``points`` as open markers in a colour of its own."""
+    for j, (label, (x, y)) in enumerate(points.items()):
+        ax.plot(x, y, ls="none", marker="osD^v<>"[j % 7], ms=6, mfc="none",
+                color=f"C{(j + start) % 10}", label=label)
+
+
+def trained_distances(theta_grid, closed: Mapping[str, np.ndarray],
+                      w_points: Mapping[str, tuple], js_points: Mapping[str, tuple]) -> Figure:
+    """The paper's Figure 1 with trained networks: W1 estimates next to |theta|, JS next to log 2.
+
+    Parameters
+    ----------
+    theta_grid : array-like, shape (m,)
+        Grid of the closed forms (skipping theta = 0).
+    closed : dict with "W" and "JS", arrays of shape (m,)
+        Closed forms of Example 1 on the grid.
+    w_points, js_points : dict of str to (x, y)
+        Estimates at a few theta for the left (W) and right (JS) panel.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    theta_grid = np.asarray(theta_grid, dtype=float)
+    fig, (w_ax, js_ax) = plt.subplots(1, 2, figsize=(11, 3.9), layout="constrained")
+    for ax, key, points, title in ((w_ax, "W", w_points, "Earth Mover: estimates of W1"),
+                                   (js_ax, "JS", js_points, "Jensen-Shannon (nats)")):
+        ax.plot(theta_grid, closed[key], color=COLOURS[key], lw=2, label=f"{key} (closed form)")
+        ax.plot([0], [0], "o", color=COLOURS[key], ms=5)
+        _marker_series(ax, points)
+        ax.set(xlabel=r"$\theta$", title=title)
+        ax.axhline(0, color="0.8", lw=0.8, zorder=0)
+        ax.legend(fontsize="small", loc="upper center")
+    js_ax.set_ylim(-0.05, 1.0)
+    return fig
+
+
+def figure2(x, densities: Mapping[str, np.ndarray], functions: Mapping[str, np.ndarray],
+            decay: Mapping[str, tuple]) -> Figure:
+    """The paper's Figure 2 and the gradient at the fake samples against training steps.
+
+    Parameters
+    ----------
+    x : array-like, shape (m,)
+        Grid of the 1-D input.
+    densities : dict of str to array (m,)
+        The real and fake densities, drawn shaded.
+    functions : dict of str to array (m,)
+        Trained functions on the grid (e.g. D(x) and the critic, rescaled to [0, 1]).
+    decay : dict of str to (steps, norms)
+        Mean gradient norm at the fake samples after each number of training steps; drawn on
+        log-log axes (step 0 drawn at 1).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    x = np.asarray(x, dtype=float)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.9), layout="constrained")
+    for j, (label, p) in enumerate(densities.items()):
+        p = np.asarray(p, dtype=float)
+        left.fill_between(x, 0, p / p.max(), color=f"C{j + 2}", alpha=0.25, label=label)
+    for j, (label, y) in enumerate(functions.items()):
+        left.plot(x, y, lw=2, color=f"C{j}", label=label)
+    left.set(xlabel="x", title="trained on the two Gaussians (paper, Figure 2)")
+    left.legend(fontsize="small", loc="center left")
+    for j, (label, (steps, norms)) in enumerate(decay.items()):
+        steps = np.maximum(np.asarray(steps, dtype=float), 1)
+        right.loglog(steps, norms, "o-", ms=3, color=f"C{j}", label=label)
+    right.set(xlabel="training steps (step 0 drawn at 1)",
+              ylabel="mean |d loss_G / dx| at the fake samples",
+              title="the gradient the generator receives")
+    right.legend(fontsize="small")
+    return fig
+
+
+def loss_tracks(runs: Mapping[str, Mapping[str, np.ndarray]]) -> Figure:
+    """Each run's loss-based estimate and the exact W1 over training (paper, Figures 3 and 4).
+
+    Parameters
+    ----------
+    runs : dict of str to dict with "iteration", "estimate", "w1_exact" (arrays of one length)
+        One panel per run: the estimate on the left axis, the exact W1 on a right axis.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    if not runs:
+        raise ValueError("runs must hold at least one run")
+    fig, axes = plt.subplots(1, len(runs), figsize=(5.5 * len(runs), 3.8), layout="constrained",
+                             squeeze=False)
+    for ax, (label, run) in zip(axes[0], runs.items(), strict=True):
+        ax.plot(run["iteration"], run["estimate"], color="C1", lw=1.5, label="critic's estimate")
+        ax.set(xlabel="generator iteration", title=label)
+        ax.set_ylabel("estimate from the critic's loss", color="C1")
+        twin = ax.twinx()
+        twin.plot(run["iteration"], run["w1_exact"], color=COLOURS["W"], lw=1.5)
+        twin.set_ylabel("exact W1 (POT)", color=COLOURS["W"])
+    return fig
+
+
+def layer_study(reports: Mapping[str, object], clips: Mapping[str, float]) -> Figure:
+    """Per-layer gradient norms and weight histograms of deep critics (WGAN-GP, Figure 1b).
+
+    Parameters
+    ----------
+    reports : dict of str to CriticReport
+        Each with ``layer_norms`` (L,) and ``weights`` (P,).
+    clips : dict of str to float
+        For the clipped settings, the clip value c, marked at +-c on their histogram.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Left: log gradient norm against layer (input first). Right: one weight histogram per
+        setting.
+    """
+    if not reports:
+        raise ValueError("reports must hold at least one setting")
+    fig = plt.figure(figsize=(12, 4.2), layout="constrained")
+    left_fig, right_fig = fig.subfigures(1, 2, width_ratios=(1, 1.3))
+    ax = left_fig.subplots()
+    for j, (label, rep) in enumerate(reports.items()):
+        norms = np.asarray(rep.layer_norms, dtype=float)
+        ax.semilogy(np.arange(1, norms.size + 1), norms, "o-", ms=3, color=f"C{j}", label=label)
+    ax.set(xlabel="layer (1 = input)", ylabel="||dL/dW_layer||",
+           title="gradient norm per layer (log scale)")
+    ax.legend(fontsize="small")
+    hist_axes = right_fig.subplots(1, len(reports), squeeze=False)[0]
+    for j, (hax, (label, rep)) in enumerate(zip(hist_axes, reports.items(), strict=True)):
+        hax.hist(np.asarray(rep.weights), bins=40, color=f"C{j}")
+        if label in clips:
+            for sign in (-1, 1):
+                hax.axvline(sign * clips[label], color="k", ls=":", lw=1)
+        hax.set_title(label, fontsize=9)
+        hax.set_yticks([])
+        hax.tick_params(axis="x", labelsize=7, labelrotation=45)
+    right_fig.suptitle("weights (dotted: +-c)", fontsize=10)
+    return fig
+
+
+class ClipExplorerView:
+    """The clipping explorer's figure, updated in place for each trained critic.
+
+    Four panels on a bare Agg canvas (never shown twice by pyplot): the critic's values with the
+    real and fake samples; at the fake points the direction the critic pushes them (grad f,
+    black) over the exact OT direction (-dW1/dx, grey), both unit length; the histogram of the
+    weights with +-c dotted; the per-layer gradient norms on a log scale (WGAN-GP, Figure 1b).
+    The layout is computed once; :meth:`update` changes the artists' data only.
+
+    Parameters
+    ----------
+    real, fake : array-like, shape (n, 2)
+        The fixed pair.
+    descent : array-like, shape (n, 2)
+        -dW1/dx at the fake points (from :func:`labkit.ot.w1_gradient`).
+    extent : (float, float, float, float)
+        (x_min, x_max, y_min, y_max) of the critic's grid.
+    depth_max : int, default 6
+        Largest number of hidden layers shown (the norm panel's x range).
+    dpi : int, default 72
+    """
+
+    def __init__(self, real, fake, descent, extent, *, depth_max: int = 6, dpi: int = 72):
+        real, fake = _as_points("real", real), _as_points("fake", fake)
+        descent = _as_points("descent", descent)
+        self.extent = tuple(float(v) for v in extent)
+        self.fig = Figure(figsize=(13.0, 3.4), dpi=dpi, layout="constrained")
+        self._canvas = FigureCanvasAgg(self.fig)
+        critic_ax, push_ax, hist_ax, norm_ax = self.axes = self.fig.subplots(1, 4)
+        self._image = critic_ax.imshow(np.zeros((2, 2)), origin="lower", extent=self.extent,
+                                       cmap="RdBu_r", aspect="auto")
+        self._contours = None
+        every = slice(None, None, max(1, len(fake) // 64))
+        self._every = every
+        for ax in (critic_ax, push_ax):
+            ax.scatter(*real.T, s=3, c="C1", label="real")
+            ax.scatter(*fake.T, s=3, c="C0", label="fake")
+            ax.set(xlim=self.extent[:2], ylim=self.extent[2:])
+        critic_ax.set_title("critic f (red high) and samples", fontsize=9)
+        critic_ax.legend(fontsize=7, loc="lower left")
+        unit = descent / np.maximum(np.linalg.norm(descent, axis=1, keepdims=True), 1e-300)
+        arrows = {"angles": "xy", "scale_units": "xy", "scale": 3.0}
+        push_ax.quiver(*fake[every].T, *unit[every].T, color="0.6", width=0.012,
+                       label="exact OT", **arrows)
+        self._quiver = push_ax.quiver(*fake[every].T, *unit[every].T, color="k", width=0.005,
+                                      label="critic", **arrows)
+        push_ax.set_title("push on fake points: critic vs exact OT", fontsize=9)
+        push_ax.legend(fontsize=7, loc="lower left")
+        self._stairs = hist_ax.stairs([0.0], [-1.0, 1.0], fill=True, color="C2")
+        self._clip_lines = [hist_ax.axvline(sign, color="k", ls=":", lw=1) for sign in (-1, 1)]
+        hist_ax.set_title("weights (dotted: +-c)", fontsize=9)
+        hist_ax.set_yticks([])
+        (self._norms,) = norm_ax.semilogy([1, 2], [1, 1], "o-", color="C3")
+        norm_ax.set(xlabel="layer (1 = input)", xlim=(0.5, depth_max + 1.5))
+        norm_ax.set_title("||dL/dW|| per layer", fontsize=9)
+        self._title = self.fig.suptitle(" ", fontsize=10)
+        self._canvas.draw()  # lay out once
+        self.fig.set_layout_engine("none")
+
+    def update(self, field, grad_fake, weights, layer_norms, clip: float | None,
+               title: str) -> None:
+        """Show one critic.
+
+        Parameters
+        ----------
+        field : array-like, shape (k, k)
+            Critic values on the k x k grid over ``extent`` (rows: y, columns: x).
+        grad_fake : array-like, shape (n, 2)
+            grad f at the fake points.
+        weights : array-like, shape (P,)
+        layer_norms : array-like, shape (L,)
+        clip : float or None
+            c, marked on the histogram; None for GP and SN.
+        title : str
+            Figure title (the setting and its numbers).
+        """
+        critic_ax, _, hist_ax, norm_ax = self.axes
+        field = np.asarray(field, dtype=float)
+        self._image.set_data(field)
+        self._image.set_clim(field.min(), field.max())
+        if self._contours is not None:
+            self._contours.remove()
+        x0, x1, y0, y1 = self.extent
+        self._contours = critic_ax.contour(
+            np.linspace(x0, x1, field.shape[1]), np.linspace(y0, y1, field.shape[0]), field,
+            levels=8, colors="k", linewidths=0.4)
+        grad = _as_points("grad_fake", grad_fake)[self._every]
+        unit = grad / np.maximum(np.linalg.norm(grad, axis=1, keepdims=True), 1e-300)
+        self._quiver.set_UVC(*unit.T)
+        weights = np.asarray(weights, dtype=float)
+        counts, edges = np.histogram(weights, bins=40)
+        self._stairs.set_data(counts, edges)
+        hist_ax.set_xlim(edges[0] - 0.05 * (edges[-1] - edges[0]),
+                         edges[-1] + 0.05 * (edges[-1] - edges[0]))
+        hist_ax.set_ylim(0, 1.05 * counts.max())
+        for line, sign in zip(self._clip_lines, (-1, 1), strict=True):
+            line.set_visible(clip is not None)
+            if clip is not None:
+                line.set_xdata([sign * clip, sign * clip])
+        norms = np.asarray(layer_norms, dtype=float)
+        self._norms.set_data(np.arange(1, norms.size + 1), norms)
+        positive = norms[norms > 0]
+        if positive.size:
+            norm_ax.set_ylim(positive.min() / 2, positive.max() * 2)
+        self._title.set_text(title)
+
+    def png(self) -> bytes:
+        """Render the figure to PNG bytes."""
+        self._canvas.draw()
+        rgba = np.asarray(self._canvas.buffer_rgba())
+        buf = io.BytesIO()
+        PIL.Image.fromarray(rgba[..., :3]).save(buf, format="png", compress_level=1)
+        return buf.getvalue()

@@ -1,11 +1,14 @@
-"""Real-browser check of notebook 01: JupyterLab in headless Chromium, driven like a student would.
+"""Real-browser checks of notebooks 01 and 02: JupyterLab in headless Chromium, driven like a
+student would.
 
-Starts a private JupyterLab (temporary config, runtime, settings and workspace dirs, a copy of
-``notebooks/01_example1.ipynb`` in a temporary root, loopback only, random token), opens the
-notebook through Playwright, runs all cells from the Run menu, moves the theta slider of
-``labkit.widgets.theta_explorer`` with the keyboard and checks the readout against Example 1's
-closed forms: W = |theta|, JS = log 2, KL = inf, TV = 1 for theta != 0, and all 0 at theta = 0.
-A screenshot is left in ``test-artifacts/`` (ignored by git).
+Each test starts a private JupyterLab (temporary config, runtime, settings and workspace dirs, a
+copy of the notebook in a temporary root, loopback only, random token), opens the notebook through
+Playwright and runs all cells from the Run menu (``LABKIT_QUICK=1``). Notebook 01: it moves the
+theta slider of ``labkit.widgets.theta_explorer`` with the keyboard and checks the readout against
+Example 1's closed forms: W = |theta|, JS = log 2, KL = inf, TV = 1 for theta != 0, and all 0 at
+theta = 0. Notebook 02: it moves the c slider of ``labkit.widgets.clip_explorer`` and checks that
+the readout shows the numbers ``ClipExplorerModel.update`` returns for that c, and that the figure
+is redrawn. Screenshots are left in ``test-artifacts/`` (ignored by git).
 
 Chromium comes from Debian (``apt-get install chromium``), never from ``playwright install``:
 without it the test is skipped, or fails when the ``CI`` environment variable is set.
@@ -28,6 +31,7 @@ pytestmark = pytest.mark.browser
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOK = REPO / "notebooks" / "01_example1.ipynb"
+NOTEBOOK_02 = REPO / "notebooks" / "02_js_vs_em.ipynb"
 ARTIFACTS = REPO / "test-artifacts"
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -72,17 +76,19 @@ def chromium() -> str:
 
 
 @pytest.fixture
-def lab(tmp_path):
-    if not NOTEBOOK.is_file():
-        pytest.fail(f"{NOTEBOOK} is missing")
-    server = Lab(tmp_path, NOTEBOOK)
+def lab(tmp_path, request):
+    """A JupyterLab serving a copy of the notebook given as the (indirect) parameter."""
+    notebook = request.param
+    if not notebook.is_file():
+        pytest.fail(f"{notebook} is missing")
+    server = Lab(tmp_path, notebook)
     try:
         server.start()
         yield server
     finally:
         server.stop()
         ARTIFACTS.mkdir(exist_ok=True)
-        shutil.copy2(server.log_path, ARTIFACTS / "browser_jupyter.log")
+        shutil.copy2(server.log_path, ARTIFACTS / f"browser_jupyter_{notebook.stem}.log")
 
 
 # --------------------------------------------------------------------------- the browser test
@@ -118,12 +124,13 @@ def _expected(theta: float) -> dict[str, str]:
 KEYS = ("W", "JS", "KL", "TV", "W1_sample")
 
 
-def test_theta_explorer_in_jupyterlab(chromium, lab):
+def _in_browser(chromium: str, lab: Lab, drive) -> None:
+    """Open a headless Chromium page, ``drive(page, lab)``; screenshots and console on failure."""
     from playwright.sync_api import sync_playwright
 
     console: list[str] = []
     ARTIFACTS.mkdir(exist_ok=True)
-    shot = ARTIFACTS / "browser_01_example1.png"
+    stem = Path(lab.notebook).stem
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
         try:
@@ -131,17 +138,27 @@ def test_theta_explorer_in_jupyterlab(chromium, lab):
             page.on("console", lambda m: console.append(f"{m.type}: {m.text}"))
             page.set_default_timeout(30_000)
             try:
-                _drive(page, lab)
-                page.screenshot(path=str(shot))
+                drive(page, lab)
+                page.screenshot(path=str(ARTIFACTS / f"browser_{stem}.png"))
             except BaseException:
                 try:
-                    page.screenshot(path=str(ARTIFACTS / "browser_01_example1-failure.png"))
+                    page.screenshot(path=str(ARTIFACTS / f"browser_{stem}-failure.png"))
                 except Exception:  # the original error matters more
                     pass
-                (ARTIFACTS / "browser_console.log").write_text("\n".join(console))
+                (ARTIFACTS / f"browser_console_{stem}.log").write_text("\n".join(console))
                 raise
         finally:
             browser.close()
+
+
+@pytest.mark.parametrize("lab", [NOTEBOOK], indirect=True, ids=["01"])
+def test_theta_explorer_in_jupyterlab(chromium, lab):
+    _in_browser(chromium, lab, _drive)
+
+
+@pytest.mark.parametrize("lab", [NOTEBOOK_02], indirect=True, ids=["02"])
+def test_clip_explorer_in_jupyterlab(chromium, lab):
+    _in_browser(chromium, lab, _drive_clip_explorer)
 
 
 def _accept_dialog(page) -> None:
@@ -157,7 +174,10 @@ def _menu(page, menu: str, item: str) -> None:
     page.get_by_role("menuitem", name=item, exact=True).click()
 
 
-def _drive(page, lab: Lab) -> None:
+def _run_all(page, lab: Lab, explorer_table: str):
+    """Open the notebook, clear its outputs, run all cells; wait until every cell ran, the kernel
+    is idle and the output holding ``explorer_table`` (a CSS selector) shows a slider. A traceback
+    fails at once. Returns (notebook, explorer output, execution indicator) locators."""
     page.goto(f"{lab.url}/lab/tree/{lab.notebook}?token={lab.token}", wait_until="domcontentloaded")
     notebook = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook")
     notebook.locator(".jp-Cell").first.wait_for(state="visible", timeout=60_000)
@@ -195,28 +215,18 @@ def _drive(page, lab: Lab) -> None:
     )
     _menu(page, "Run", "Run All Cells")
 
-    # The explorer is the output that holds the readout table; its first slider is theta.
-    explorer = notebook.locator(".jp-OutputArea-output:has(table.labkit-readout)").first
-    readout = explorer.locator("table.labkit-readout").first
-    theta_slider = explorer.locator(".widget-slider").first
-    handle = theta_slider.locator(".noUi-handle").first
-    theta_label = theta_slider.locator(".widget-readout").first
+    explorer = notebook.locator(f".jp-OutputArea-output:has({explorer_table})").first
+    handle = explorer.locator(".widget-slider .noUi-handle").first
     stderr = '.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]'
     errors = notebook.locator(stderr)
 
     def state() -> str:
-        cells = {}
-        if readout.count():
-            for key in KEYS:
-                cell = readout.locator(f'td[data-key="{key}"]')
-                cells[key] = cell.inner_text() if cell.count() else None
-        label = theta_label.inner_text() if theta_label.count() else None
         errs = [e.inner_text()[-800:] for e in errors.all()]
-        return f"theta label {label!r}, readout {cells}, error outputs {errs}"
+        return f"prompts {code_prompts.all_inner_texts()}, error outputs {errs}"
 
     # Done when every code cell has an execution count ("[7]:", not "[ ]:" or "[*]:") and the
-    # kernel is idle. The slider is moved only then: the kernel handles widget messages after
-    # the cells queued before them. A traceback fails at once instead of waiting out the timeout.
+    # kernel is idle. Sliders are moved only then: the kernel handles widget messages after
+    # the cells queued before them.
     def all_done() -> bool:
         _accept_dialog(page)
         for text in errors.all_inner_texts():
@@ -226,12 +236,31 @@ def _drive(page, lab: Lab) -> None:
         return (
             all(re.fullmatch(r"\[\d+\]:", p.strip()) for p in prompts)
             and indicator.get_attribute("data-status") == "idle"
-            and readout.count() > 0
+            and explorer.locator(explorer_table).count() > 0
             and handle.count() > 0
         )
 
-    _wait_until(all_done, RUN_ALL_TIMEOUT, "Run All to finish and show the theta explorer", state)
+    _wait_until(all_done, RUN_ALL_TIMEOUT, f"Run All to finish and show {explorer_table}", state)
     handle.scroll_into_view_if_needed()
+    return notebook, explorer, indicator
+
+
+def _drive(page, lab: Lab) -> None:
+    # The explorer is the output that holds the readout table; its first slider is theta.
+    notebook, explorer, indicator = _run_all(page, lab, "table.labkit-readout")
+    readout = explorer.locator("table.labkit-readout").first
+    theta_slider = explorer.locator(".widget-slider").first
+    handle = theta_slider.locator(".noUi-handle").first
+    theta_label = theta_slider.locator(".widget-readout").first
+
+    def state() -> str:
+        cells = {}
+        if readout.count():
+            for key in KEYS:
+                cell = readout.locator(f'td[data-key="{key}"]')
+                cells[key] = cell.inner_text() if cell.count() else None
+        label = theta_label.inner_text() if theta_label.count() else None
+        return f"theta label {label!r}, readout {cells}"
 
     def check(theta: float) -> None:
         want = _expected(theta)
@@ -264,6 +293,63 @@ def _drive(page, lab: Lab) -> None:
     check(-0.02)
 
     # For the screenshot: let the figure catch up, then put the widget at the top of the view.
+    _wait_until(
+        lambda: indicator.get_attribute("data-status") == "idle", UPDATE_TIMEOUT, "kernel idle"
+    )
+    readout.locator("xpath=ancestor::div[contains(@class, 'jp-Cell')][1]").evaluate(
+        "cell => cell.scrollIntoView({block: 'start'})"
+    )
+
+
+def _drive_clip_explorer(page, lab: Lab) -> None:
+    """Move the c slider of the clipping explorer; the readout must show what
+    ``ClipExplorerModel.update`` returns for the c on the slider, and the figure must change."""
+    from labkit.widgets import CLIP_KEYS, ClipExplorerModel
+
+    notebook, explorer, indicator = _run_all(page, lab, "table.labkit-clip-readout")
+    readout = explorer.locator("table.labkit-clip-readout").first
+    c_slider = explorer.locator(".widget-slider").first  # the first control is c
+    handle = c_slider.locator(".noUi-handle").first
+    c_label = c_slider.locator(".widget-readout").first
+    status = explorer.locator(".labkit-status").first
+    image = explorer.locator("img").first
+    model = ClipExplorerModel()  # the notebook's default explorer: same pair, same seeds
+
+    def shown() -> dict:
+        return {k: readout.locator(f'td[data-key="{k}"]').inner_text() for k in CLIP_KEYS}
+
+    def state() -> str:
+        try:
+            label, cells, text = c_label.inner_text(), shown(), status.inner_text()
+        except Exception:  # noqa: BLE001 - a re-rendering widget: report what is there
+            label, cells, text = None, None, None
+        return f"c label {label!r}, readout {cells}, status {text!r}"
+
+    def check(c: float) -> str:
+        want = {k: f"{v:.4g}" for k, v in model.update(c, 5, 3, "clip").values.items()}
+
+        def ok() -> bool:
+            try:
+                if abs(_number(c_label.inner_text()) - float(f"{c:.4g}")) > 1e-12:
+                    return False
+                return shown() == want and "training" not in status.inner_text()
+            except Exception:  # the widget is being re-rendered: look again
+                return False
+
+        _wait_until(ok, UPDATE_TIMEOUT, f"c = {c:.4g} and readout {want}", state)
+        return image.get_attribute("src")
+
+    first = check(0.01)
+    handle.focus()
+    page.keyboard.press("ArrowRight")  # one step of 10^0.25: c = 10^-1.75
+    second = check(10**-1.75)
+    assert second != first, "the figure was not redrawn after c moved"
+    for _ in range(2):
+        page.keyboard.press("ArrowLeft")  # back through 0.01 (cached) to 10^-2.25
+    third = check(10**-2.25)
+    assert third not in (first, second)
+    assert shown() != {k: f"{v:.4g}" for k, v in model.update(0.01, 5, 3, "clip").values.items()}
+
     _wait_until(
         lambda: indicator.get_attribute("data-status") == "idle", UPDATE_TIMEOUT, "kernel idle"
     )

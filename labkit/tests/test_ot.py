@@ -11,7 +11,7 @@ import torch
 from scipy.optimize import linear_sum_assignment
 from scipy.spatial.distance import cdist
 
-from labkit.ot import optimal_transport, sliced_w, w1, w1_1d
+from labkit.ot import optimal_transport, sliced_w, w1, w1_1d, w1_gradient
 from labkit.toys import parallel_lines
 
 
@@ -80,6 +80,32 @@ def test_w1_gradient_matches_central_finite_differences():
         step[i, j] = eps
         numeric[i, j] = (w1(x + step, y, a, b) - w1(x - step, y, a, b)) / (2 * eps)
     np.testing.assert_allclose(xt.grad.numpy(), numeric, atol=1e-7)
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_exact_w1_gradient_equals_central_finite_differences(weighted):
+    # The plan-weighted sum of unit vectors from matched y_j to x_i, against (W1(x + h e) -
+    # W1(x - h e)) / 2h computed by the solver itself; the plan is unique for generic points.
+    x, y = rng(11).normal(size=(15, 2)), rng(12).normal(size=(20, 2)) + [1.0, 0.0]
+    a, b = (simplex(15, 13), simplex(20, 14)) if weighted else (None, None)
+    h = 1e-6
+    numeric = np.zeros_like(x)
+    for i, j in np.ndindex(*x.shape):
+        step = np.zeros_like(x)
+        step[i, j] = h
+        numeric[i, j] = (w1(x + step, y, a, b) - w1(x - step, y, a, b)) / (2 * h)
+    exact = w1_gradient(x, y, a, b)
+    np.testing.assert_allclose(exact, numeric, atol=1e-8)
+    weights = np.full(15, 1 / 15) if a is None else a
+    assert np.all(np.linalg.norm(exact, axis=1) <= weights + 1e-12)  # |grad_i| <= a_i
+
+
+def test_exact_w1_gradient_of_a_translation_is_the_unit_shift_over_n():
+    # y = x + v with |v| = 5 larger than the spread: the plan is the shift, every gradient -v/(5n).
+    x = rng(5).random(size=(8, 2))
+    v = np.array([3.0, 4.0])
+    np.testing.assert_allclose(w1_gradient(x, x + v), np.tile(-v / 5 / 8, (8, 1)), atol=1e-12)
+    assert not np.any(w1_gradient(x, x))  # coinciding points: the zero subgradient
 
 
 def test_w1_gradient_is_finite_when_points_coincide():

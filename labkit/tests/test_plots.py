@@ -31,3 +31,51 @@ def test_toy_samples_rejects_bad_input():
         plots.toy_samples(np.zeros((3, 3)), {"a": np.zeros((3, 2))})
     with pytest.raises(ValueError, match="fakes must hold at least one"):
         plots.toy_samples(np.zeros((3, 2)), {})
+
+
+def test_clip_explorer_view_draws_the_given_data():
+    rng = np.random.default_rng(0)
+    real, fake = rng.normal(size=(20, 2)), rng.normal(size=(20, 2))
+    view = plots.ClipExplorerView(real, fake, -fake, (-3, 3, -3, 3), depth_max=6)
+    weights = rng.uniform(-0.01, 0.01, size=500)
+    field = rng.normal(size=(10, 10))
+    grad = rng.normal(size=(20, 2))
+    view.update(field, grad, weights, [1e-3, 1e-2, 1e-1], 0.01, "clip c = 0.01")
+    assert view.png().startswith(b"\x89PNG")
+    np.testing.assert_array_equal(view._image.get_array(), field)
+    counts, edges = np.histogram(weights, bins=40)
+    np.testing.assert_array_equal(view._stairs.get_data().values, counts)
+    np.testing.assert_allclose(view._norms.get_ydata(), [1e-3, 1e-2, 1e-1])
+    assert [line.get_xdata()[0] for line in view._clip_lines] == [-0.01, 0.01]
+    unit = grad / np.linalg.norm(grad, axis=1, keepdims=True)
+    np.testing.assert_allclose(np.column_stack([view._quiver.U, view._quiver.V]), unit)
+    view.update(field, grad, weights, [1.0, 2.0], None, "GP")
+    assert not any(line.get_visible() for line in view._clip_lines)
+    assert view._title.get_text() == "GP"
+
+
+def test_notebook02_figures_carry_their_data():
+    grid = np.linspace(-1, 1, 50)
+    fig = plots.trained_distances(grid, {"W": np.abs(grid), "JS": np.full(50, np.log(2))},
+                                  {"a": ([0.5], [0.4])}, {"b": ([0.5], [0.69])})
+    w_ax, js_ax = fig.axes
+    assert any(list(line.get_ydata()) == [0.4] for line in w_ax.get_lines())
+    assert any(list(line.get_ydata()) == [0.69] for line in js_ax.get_lines())
+    fig = plots.figure2(grid, {"p": np.exp(-grid**2)}, {"D": grid}, {"D": ([0, 10], [1.0, 1e-6])})
+    assert list(fig.axes[1].get_lines()[0].get_ydata()) == [1.0, 1e-6]
+    fig = plots.loss_tracks({"run": {"iteration": [1, 2], "estimate": [3, 4], "w1_exact": [5, 6]}})
+    assert len(fig.axes) == 2  # the estimate and, on a twin axis, the exact W1
+    with pytest.raises(ValueError, match="runs must hold"):
+        plots.loss_tracks({})
+
+
+def test_layer_study_draws_norms_and_marks_the_clip_value():
+    from types import SimpleNamespace
+
+    reports = {"clip 0.01": SimpleNamespace(layer_norms=[1e-4, 1e-2], weights=[-0.01, 0.01]),
+               "GP": SimpleNamespace(layer_norms=[1.0, 2.0], weights=[-0.3, 0.1, 0.2])}
+    fig = plots.layer_study(reports, {"clip 0.01": 0.01})
+    norm_ax, clip_ax, gp_ax = fig.axes
+    assert [list(line.get_ydata()) for line in norm_ax.get_lines()] == [[1e-4, 1e-2], [1.0, 2.0]]
+    assert sorted(line.get_xdata()[0] for line in clip_ax.get_lines()) == [-0.01, 0.01]
+    assert not gp_ax.get_lines()

@@ -211,3 +211,88 @@ def test_slider_rounding_noise_reads_as_zero():
     theta.value = 0.03 - 0.01 - 0.01 - 0.01  # -3.5e-18 in floating point, as a browser may send
     _, cells = parse(html.value)
     assert [cells[k] for k in ("W", "JS", "KL", "TV")] == ["0.0000"] * 4
+
+
+# --------------------------------------------------------------------------- clipping explorer
+
+
+@pytest.fixture
+def small_model():
+    """A cheap explorer model: 64 points, critic width 16, n_critic x 5 steps."""
+    return widgets.ClipExplorerModel(n=64, hidden=16, iters=5, grid=12)
+
+
+def clip_parts(box):
+    c, n_critic, depth, constraint, status, readout, image = box.children
+    return c, n_critic, depth, constraint, status, readout, image
+
+
+def test_clip_explorer_shows_the_numbers_its_update_function_returns(small_model):
+    box = widgets.clip_explorer(model=small_model)
+    c, n_critic, depth, constraint, status, readout, image = clip_parts(box)
+    assert isinstance(c, ipywidgets.FloatLogSlider) and (c.min, c.max, c.value) == (-3, 0, 0.01)
+    assert (n_critic.value, depth.value, constraint.value) == (5, 3, "clip")
+    assert constraint.options == ("clip", "gp", "sn")
+    before = bytes(image.value)
+    c.value = 10**-1.5  # what a browser sends after two steps of the log slider from 0.1
+    tables, cells = parse(readout.value)
+    assert tables == ["labkit-clip-readout"] and list(cells) == list(widgets.CLIP_KEYS)
+    # A fresh model (no cache) trained for the same c gives the same numbers, as displayed.
+    fresh = widgets.ClipExplorerModel(n=64, hidden=16, iters=5, grid=12)
+    values = fresh.update(0.0316228, 5, 3, "clip").values
+    assert cells == {k: f"{values[k]:.4g}" for k in widgets.CLIP_KEYS}
+    assert values["ratio"] == pytest.approx(values["estimate"] / values["w1_exact"])
+    assert values["w1_exact"] == pytest.approx(
+        lsa_cost(small_model.real, small_model.fake), rel=1e-9
+    )
+    assert "trained in" in status.value
+    after = bytes(image.value)
+    assert after.startswith(PNG_MAGIC) and after != before
+    c.value = 0.01  # back: from the cache, same numbers as the first display
+    assert "cached" in status.value
+    assert parse(readout.value)[1] == {
+        k: f"{v:.4g}" for k, v in small_model.update(0.01, 5, 3, "clip").values.items()
+    }
+    constraint.value = "gp"
+    assert (
+        parse(readout.value)[1]["ratio"]
+        == f"{small_model.update(1.0, 5, 3, 'gp').values['ratio']:.4g}"
+    )
+
+
+def lsa_cost(real, fake):
+    cost = cdist(real.double().numpy(), fake.double().numpy())
+    rows, cols = linear_sum_assignment(cost)
+    return cost[rows, cols].mean()
+
+
+def test_clip_explorer_state_matches_its_figure_data(small_model):
+    state = small_model.update(0.05, 2, 4, "clip")
+    assert state.field.shape == (12, 12) and state.grad_fake.shape == (64, 2)
+    assert state.report.layer_norms.shape == (5,)
+    assert np.abs(state.report.weights).max() <= 0.05 + 1e-7
+    assert state.clip == 0.05 and state.seconds > 0
+    assert small_model.update(0.05, 2, 4, "clip").seconds == 0.0  # cached
+    # c does not matter for GP and SN: one cache entry for all c.
+    assert small_model.update(0.5, 1, 1, "sn").values == small_model.update(0.01, 1, 1, "sn").values
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [
+        ({"c": 0.0}, "c"),
+        ({"c": -0.01}, "c"),
+        ({"c": float("nan")}, "c"),
+        ({"c": 2.0}, "c"),
+        ({"depth": 0}, "depth"),
+        ({"n_critic": 0}, "n_critic"),
+        ({"constraint": "weight-norm"}, "constraint"),
+    ],
+)
+def test_clip_explorer_rejects_bad_input(small_model, kwargs, name):
+    args = {"c": 0.01, "n_critic": 5, "depth": 3, "constraint": "clip", **kwargs}
+    with pytest.raises(ValueError, match=rf"^{name} must") as info:
+        small_model.update(**args)
+    assert "\n" not in str(info.value)
+    with pytest.raises(ValueError, match=rf"^{name} must"):
+        widgets.clip_explorer(**args, model=small_model)
