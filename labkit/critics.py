@@ -131,8 +131,8 @@ class CriticFit:
 
 
 def _points(name: str, x) -> torch.Tensor:
-    x = torch.as_tensor(x.detach() if isinstance(x, torch.Tensor) else np.asarray(x),
-                        dtype=torch.float32)
+    x = torch.as_tensor(_checks.float_array(name, x.detach() if isinstance(x, torch.Tensor)
+                                            else x), dtype=torch.float32)
     if x.ndim != 2 or x.shape[0] == 0 or x.shape[1] == 0:
         raise ValueError(f"{name} must have shape (n, d) with n, d >= 1, got {tuple(x.shape)}")
     if not torch.isfinite(x).all():

@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 import torch
 
-from labkit import checkpoint, divergences, images, metrics, models, objectives, ot, toys
+from labkit import checkpoint, critics, divergences, images, metrics, models, objectives, ot, toys
 from labkit.cli import main
 from labkit.train import TrainConfig, Trainer
 
@@ -127,6 +127,15 @@ LIBRARY = [
      "/nonexistent/cache"),
     ("widgets-theta-string", lambda: widgets().example1_readout("a", 10), ValueError, "theta"),
     ("widgets-n-bool", lambda: widgets().example1_samples(0.5, True), ValueError, "n"),
+    ("widgets-clip-c-string", lambda: widgets().ClipExplorerModel.key("a", 5, 3, "clip"),
+     ValueError, "c"),
+    ("widgets-clip-n-critic-bool", lambda: widgets().ClipExplorerModel.key(0.01, True, 3, "clip"),
+     ValueError, "n_critic"),
+    ("critics-lr-string", lambda: critics.CriticConfig(lr="0.1"), ValueError, "lr"),
+    ("critics-hidden-bool", lambda: critics.CriticConfig(hidden=True), ValueError, "hidden"),
+    ("critics-real-string", lambda: critics.train_critic("ab", XY), ValueError, "real"),
+    ("critics-fake-complex", lambda: critics.train_critic(XY, np.array(XY) * 1j), ValueError,
+     "fake"),
     ("plots-theta-inf", lambda: plots().example1_setup(math.inf), ValueError, "theta"),
     ("objectives-loss-name",
      lambda: objectives.critic_loss("hinge", torch.zeros(2), torch.zeros(2)), ValueError, "loss"),
