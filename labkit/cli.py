@@ -173,9 +173,8 @@ def _cmd_toy(args: argparse.Namespace) -> int:
             print(_interrupted(trainer, out), file=sys.stderr)
             return EXIT_INTERRUPTED
         except OSError as err:
-            print(f"error: could not write in {str(out)!r}: {err.strerror or err}; "
-                  f"{_kept(trainer)}; make room and continue with: python -m labkit toy "
-                  f"--out {out} --resume", file=sys.stderr)
+            print(f"error: could not write in {str(out)!r}: {err.strerror or err}; make room; "
+                  f"{_kept(trainer, out)}", file=sys.stderr)
             return EXIT_WRITE_FAILED
 
 
@@ -206,20 +205,17 @@ def _train(trainer, run, out: Path) -> int:
     return 0
 
 
-def _kept(trainer) -> str:
-    """What a stopped run leaves on disk, in words."""
+def _kept(trainer, out: Path) -> str:
+    """What a stopped run leaves on disk and how to go on from there, in words."""
     if trainer.saved_iteration is None:
-        return "no checkpoint was saved yet"
-    return f"checkpoint of iteration {trainer.saved_iteration} in {trainer.config.checkpoint}"
+        return "no checkpoint was saved yet, so start again with the same command"
+    return (f"checkpoint of iteration {trainer.saved_iteration} in {trainer.config.checkpoint}; "
+            f"continue with: python -m labkit toy --out {out} --resume")
 
 
 def _interrupted(trainer, out: Path) -> str:
     """The one line a Ctrl-C prints: where the run stopped, what was saved, how to go on."""
-    if trainer.saved_iteration is None:
-        return (f"interrupted at iteration {trainer.iteration}; no checkpoint was saved yet, "
-                f"so start again with the same command")
-    return (f"interrupted at iteration {trainer.iteration}; {_kept(trainer)}; "
-            f"continue with: python -m labkit toy --out {out} --resume")
+    return f"interrupted at iteration {trainer.iteration}; {_kept(trainer, out)}"
 
 
 # ------------------------------------------------------------------------------------- main

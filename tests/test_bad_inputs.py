@@ -412,18 +412,28 @@ def test_ctrl_c_in_first_evaluation_or_save_saves_and_exits_130(tmp_path, phase,
     assert temporaries(run) == []
 
 
-def test_second_ctrl_c_during_a_save_keeps_the_previous_checkpoint(tmp_path):
+@pytest.mark.parametrize("phase, nth, kept", [
+    ("save", 2, "checkpoint of iteration 3 in {ckpt}; continue with: python -m labkit toy --out "
+                "{run} --resume"),
+    ("eval", 1, "no checkpoint was saved yet, so start again with the same command"),
+])
+def test_second_ctrl_c_stops_at_once_and_says_what_is_kept(tmp_path, phase, nth, kept):
     run = tmp_path / "run"
-    proc = pausing_run(run, "save", 2, 5.0)  # the write of iteration 6 is under way
+    proc = pausing_run(run, phase, nth, 5.0)  # the write of iteration 6, or the first evaluation
     proc.send_signal(signal.SIGINT)
     time.sleep(0.5)
     proc.send_signal(signal.SIGINT)
     stderr = finish(proc)
     assert proc.returncode == 130, stderr
-    assert stderr.startswith("interrupted at iteration 6; checkpoint of iteration 3 in ")
-    assert stderr.count("\n") == 1 and "Traceback" not in stderr
-    assert checkpoint.load(run / "checkpoint.pt")["iteration"] == 3
+    reached = 6 if phase == "save" else 0
+    assert stderr == (f"interrupted at iteration {reached}; "
+                      + kept.format(ckpt=run / "checkpoint.pt", run=run) + "\n")
     assert temporaries(run) == []
+    if phase == "save":
+        assert checkpoint.load(run / "checkpoint.pt")["iteration"] == 3
+    else:  # nothing saved: the same command may take the folder again
+        assert not (run / "checkpoint.pt").exists()
+        assert main(["toy", "--out", str(run), "--iters", "1", *TINY]) == 0
 
 
 def test_kill_during_a_save_leaves_the_last_checkpoint_and_the_rerun_cleans_up(tmp_path):
@@ -473,9 +483,9 @@ def test_a_full_disk_keeps_the_last_checkpoint(tmp_path, capsys, monkeypatch):
     status = main(["toy", "--out", str(run), "--iters", "10", "--checkpoint-every", "3", *TINY])
     err = capsys.readouterr().err
     assert status == 1
-    assert err == (f"error: could not write in {str(run)!r}: No space left on device; "
-                   f"checkpoint of iteration 3 in {run / 'checkpoint.pt'}; make room and "
-                   f"continue with: python -m labkit toy --out {run} --resume\n")
+    assert err == (f"error: could not write in {str(run)!r}: No space left on device; make "
+                   f"room; checkpoint of iteration 3 in {run / 'checkpoint.pt'}; continue with: "
+                   f"python -m labkit toy --out {run} --resume\n")
     assert checkpoint.load(run / "checkpoint.pt")["iteration"] == 3
     assert temporaries(run) == [] and (run / "INCOMPLETE").exists()
 
