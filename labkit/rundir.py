@@ -38,14 +38,13 @@ import errno
 import fcntl
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 MARKER = "INCOMPLETE"
 LOCK = ".lock"
-#: Files a labkit run folder may hold besides temporaries (used to recognise one).
-RUN_FILES = {MARKER, LOCK, "config.json", "history.csv", "metrics.json", "samples.png",
-             "checkpoint.pt"}
+#: What a ``toy`` run writes: the default ``outputs`` of :func:`claim`.
+TOY_OUTPUTS = ("config.json", "history.csv", "metrics.json", "samples.png", "checkpoint.pt")
 
 
 class RunDirError(ValueError):
@@ -101,9 +100,12 @@ class Run:
 
 
 @contextlib.contextmanager
-def claim(folder: Path, option: str = "--out", fresh: bool = True) -> Iterator[Run]:
+def claim(folder: Path, option: str = "--out", fresh: bool = True,
+          outputs: Iterable[str] = TOY_OUTPUTS) -> Iterator[Run]:
     """Lock ``folder`` for this process, clean it and mark it incomplete (module docstring).
 
+    ``outputs`` names the files the command writes (a command with other files passes its
+    own); with ``fresh``, a folder holding anything else, or a ``checkpoint.pt``, is refused.
     Raises :class:`RunDirError` if another process holds the folder, or if ``fresh`` and the
     folder already holds a run or other files. Nothing in the folder changes in either case.
     """
@@ -115,7 +117,7 @@ def claim(folder: Path, option: str = "--out", fresh: bool = True) -> Iterator[R
     fd = _lock(folder, option)
     try:
         if fresh:
-            _check_fresh(folder, option)
+            _check_fresh(folder, option, {MARKER, LOCK, *outputs})
         for orphan in folder.glob(".*.tmp"):
             orphan.unlink(missing_ok=True)
         (folder / MARKER).write_text(
@@ -154,14 +156,14 @@ def _lock(folder: Path, option: str) -> int:
         os.close(fd)
 
 
-def _check_fresh(folder: Path, option: str) -> None:
+def _check_fresh(folder: Path, option: str, allowed: set[str]) -> None:
     """Refuse a folder that holds a run with a checkpoint, or files labkit did not write."""
     names = {p.name for p in folder.iterdir() if not (p.name.startswith(".")
                                                      and p.name.endswith(".tmp"))}
     if "checkpoint.pt" in names:
         raise RunDirError(f"{option} {str(folder)!r} already holds a run (checkpoint.pt); "
                           f"pass --resume to continue it or choose another {option}")
-    foreign = sorted(names - RUN_FILES)
+    foreign = sorted(names - allowed)
     if foreign or (names - {LOCK} and MARKER not in names):
         shown = ", ".join(foreign[:3]) or ", ".join(sorted(names - {LOCK})[:3])
         raise RunDirError(f"{option} {str(folder)!r} holds files that are not an unfinished "
