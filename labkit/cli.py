@@ -1,4 +1,4 @@
-"""Command line of the lab: ``python -m labkit info`` and ``python -m labkit toy ...``.
+"""Command line of the lab: ``python -m labkit info``, ``toy ...`` and ``lsun ...``.
 
 ``toy`` trains a generator on a 2-D toy target by Algorithm 1 and writes into ``--out``:
 ``config.json``, ``history.csv``, ``metrics.json``, ``samples.png`` and ``checkpoint.pt``, every
@@ -6,6 +6,7 @@ file atomically, in a folder claimed through :mod:`labkit.rundir` (one run at a 
 ``INCOMPLETE`` until it finishes). Every failure is one line on stderr, never a traceback, with
 an exit status: 2 bad arguments or a folder that cannot be used, 3 divergence, 1 a write that
 failed (a full disk), 130 Ctrl-C.
+``lsun download`` fetches an LSUN LMDB; ``lsun prepare`` decodes it once into a uint8 cache.
 """
 
 from __future__ import annotations
@@ -218,6 +219,111 @@ def _interrupted(trainer, out: Path) -> str:
     return f"interrupted at iteration {trainer.iteration}; {_kept(trainer, out)}"
 
 
+# ------------------------------------------------------------------------------------ lsun
+def _cmd_lsun_download(args: argparse.Namespace) -> int:
+    from labkit import lsun
+
+    try:
+        path = lsun.download(args.category, args.out, url=args.url, set_name=args.set,
+                             progress=not args.quiet)
+    except lsun.DownloadError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    print(f"LMDB ready: {path}; next: python -m labkit lsun prepare --src {path} "
+          "--out CACHE --size 64 --workers N")
+    return 0
+
+
+def _cmd_lsun_prepare(args: argparse.Namespace) -> int:
+    from labkit import images
+
+    started = time.perf_counter()
+    try:
+        cache = images.prepare(args.src, args.out, size=args.size, workers=args.workers,
+                               limit=args.limit, progress=not args.quiet)
+    except KeyboardInterrupt:
+        print(f"interrupted; finished chunks are kept in {args.out}; run the same command "
+              "again to continue", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    seconds = time.perf_counter() - started
+    skipped = cache.manifest["skipped"]
+    print(f"cache {cache.path}: {cache.count} images of 3 x {cache.size} x {cache.size} "
+          f"(uint8) from {cache.manifest['source']} in {seconds:.1f} s; "
+          f"{len(skipped)} undecodable record(s) skipped")
+    for key, reason in skipped:
+        print(f"  skipped {key}: {reason}")
+    return 0
+
+
+def _image_size(text: str) -> int:
+    from labkit.images import check_image_size
+
+    try:
+        return check_image_size(int(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not allowed; it must be a power of two >= 16") from None
+
+
+def _at_least_one(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not allowed; it must be an integer >= 1")
+    return value
+
+
+def _category(text: str) -> str:
+    from labkit.lsun import CATEGORIES
+
+    if text not in CATEGORIES:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an LSUN scene category; choose one of {', '.join(CATEGORIES)}")
+    return text
+
+
+def _add_lsun_commands(sub) -> argparse._SubParsersAction:
+    """The ``lsun`` command group (``download``, ``prepare``); returns its subparsers so that
+    further commands (``lsun train``) join the same group."""
+    from labkit.lsun import SET_NAMES
+
+    p_lsun = sub.add_parser("lsun", help="LSUN: download, prepare the cache, ...",
+                            description="The paper's image experiments on LSUN scenes.")
+    group = p_lsun.add_subparsers(required=True, parser_class=_Parser)
+
+    p_get = group.add_parser("download", help="fetch and unpack an official LSUN LMDB zip",
+                             description="Download, verify and unpack "
+                                         "{category}_{set}_lmdb.zip into OUT (resumable).")
+    p_get.add_argument("--category", required=True, type=_category,
+                       help="scene category, e.g. bedroom (the paper's)")
+    p_get.add_argument("--out", required=True, help="folder receiving {category}_{set}_lmdb/")
+    p_get.add_argument("--set", default="train", choices=SET_NAMES, help="default train")
+    p_get.add_argument("--url", default=None, help="source of the zip (a mirror); default "
+                                                   "http://dl.yf.io/lsun/scenes/...")
+    p_get.add_argument("--quiet", action="store_true", help="no progress bar")
+    p_get.set_defaults(func=_cmd_lsun_download)
+
+    p_prep = group.add_parser("prepare", help="decode an LMDB or image folder once into a "
+                                              "uint8 cache",
+                              description="Decode every image once (shorter side resized to "
+                                          "--size, centre crop) into CACHE/images.npy with a "
+                                          "manifest. Rerun the same command to resume.")
+    p_prep.add_argument("--src", required=True, help="an LSUN LMDB folder (with data.mdb) or "
+                                                     "a folder of images")
+    p_prep.add_argument("--out", required=True, help="cache folder")
+    p_prep.add_argument("--size", type=_image_size, default=64,
+                        help="image side, a power of two >= 16 (default 64)")
+    p_prep.add_argument("--workers", type=_at_least_one, default=1,
+                        help="decoding processes (default 1)")
+    p_prep.add_argument("--limit", type=_at_least_one, default=None,
+                        help="take only the first K records")
+    p_prep.add_argument("--quiet", action="store_true", help="no progress bar")
+    p_prep.set_defaults(func=_cmd_lsun_prepare)
+    return group
+
+
 # ------------------------------------------------------------------------------------- main
 class _Parser(argparse.ArgumentParser):
     """argparse that reports errors as one line and exit status 2."""
@@ -244,6 +350,7 @@ def build_parser() -> argparse.ArgumentParser:
     p_toy.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_config_options(p_toy)
     p_toy.set_defaults(func=_cmd_toy)
+    _add_lsun_commands(sub)
     parser.set_defaults(commands=", ".join(sub.choices))
     return parser
 

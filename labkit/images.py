@@ -1,34 +1,46 @@
-"""Image data for the image lab: the one-time uint8 cache that every image run reads.
+"""Image data for the image lab: readers, the authors' preprocessing, and the one-time uint8 cache.
 
 Decoding JPEG/WebP is what starves the authors' recipe (PAPER.md, "Speed of the authors' recipe"),
-so images are decoded once, preprocessed as in the authors' code (shorter side resized to ``size``,
-centre crop), and stored as one uint8 array that ``numpy.load(..., mmap_mode="r")`` opens without
-reading it into memory. A cache is a folder::
+so :func:`prepare` decodes every image of a source (an LSUN LMDB or a folder of images) once, in
+parallel, preprocesses it as in the authors' code (:func:`preprocess`: shorter side resized to
+``size``, bilinear, centre crop), and stores all of them as one uint8 array that
+``numpy.load(..., mmap_mode="r")`` opens without reading it into memory. A cache is a folder::
 
-    images.npy     uint8, shape (N, 3, size, size), C order
+    images.npy     uint8, shape (N, 3, size, size), C order, in source order
     manifest.json  {"format": 1, "source": ..., "count": N, "size": size, "sha256": ...,
-                    "skipped": [[key, reason], ...], "labkit": version}
+                    "skipped": [[key, reason], ...], "labkit": version, "limit": K or null}
 
 Pixels become training inputs in [-1, 1] by ``x = pixel / 127.5 - 1`` (:func:`to_unit_range`).
 """
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import json
 import os
+import pickle
+import signal
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from io import BytesIO
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
+from PIL import Image, UnidentifiedImageError
+
+if TYPE_CHECKING:
+    import torch
 
 CACHE_FORMAT = 1
 IMAGES_FILE = "images.npy"
 MANIFEST_FILE = "manifest.json"
+PARTIAL_FILE = "images.partial.npy"
+STATE_FILE = "prepare-state.json"
+CHUNK_SIZE = 256
+IMAGE_SUFFIXES = (".bmp", ".gif", ".jpeg", ".jpg", ".png", ".tif", ".tiff", ".webp")
 
 
 def check_image_size(size: Any, name: str = "size") -> int:
@@ -71,12 +83,27 @@ def file_sha256(path: str | os.PathLike, chunk: int = 1 << 24) -> str:
     return digest.hexdigest()
 
 
+def _write_json_atomic(path: Path, value: Any) -> None:
+    """Write ``value`` as JSON to ``path`` through a temporary file and ``os.replace``."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(value, f, indent=2)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def write_manifest(path: str | os.PathLike, source: str,
-                   skipped: Iterable[tuple[str, str]] = ()) -> dict[str, Any]:
+                   skipped: Iterable[tuple[str, str]] = (),
+                   extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Write ``manifest.json`` for the ``images.npy`` already complete in folder ``path``.
 
     The manifest is written last and atomically, so a folder with a manifest holds a finished
-    cache; its checksum covers ``images.npy`` byte for byte.
+    cache; its checksum covers ``images.npy`` byte for byte. ``extra`` adds fields (``prepare``
+    records its ``limit``).
     """
     import labkit
 
@@ -84,16 +111,9 @@ def write_manifest(path: str | os.PathLike, source: str,
     images = np.load(folder / IMAGES_FILE, mmap_mode="r")
     manifest = {"format": CACHE_FORMAT, "source": str(source), "count": int(images.shape[0]),
                 "size": int(images.shape[-1]), "sha256": file_sha256(folder / IMAGES_FILE),
-                "skipped": [list(s) for s in skipped], "labkit": labkit.__version__}
-    fd, tmp = tempfile.mkstemp(prefix=f".{MANIFEST_FILE}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(manifest, f, indent=2)
-            f.write("\n")
-        os.replace(tmp, folder / MANIFEST_FILE)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+                "skipped": [list(s) for s in skipped], "labkit": labkit.__version__,
+                **(extra or {})}
+    _write_json_atomic(folder / MANIFEST_FILE, manifest)
     return manifest
 
 
@@ -170,8 +190,365 @@ def to_unit_range(pixels: np.ndarray | torch.Tensor) -> torch.Tensor:
     >>> to_unit_range(np.array([0, 255], dtype=np.uint8)).tolist()
     [-1.0, 1.0]
     """
+    import torch
+
     return torch.tensor(np.asarray(pixels), dtype=torch.float32).div_(127.5).sub_(1.0)
 
 
+# ----------------------------------------------------------------------------------- readers
+class FolderReader:
+    """A folder of image files read like an LMDB: keys are relative POSIX paths, sorted.
+
+    Files whose suffix is in :data:`IMAGE_SUFFIXES` (any case) count, in subfolders too;
+    hidden files and folders (names starting with ".") do not.
+
+    Parameters
+    ----------
+    path : the folder
+    keys : the keys, if already listed (workers get them from the parent instead of listing again)
+    """
+
+    def __init__(self, path: str | os.PathLike, keys: Iterable[str] | None = None):
+        self.path = Path(path)
+        if not self.path.is_dir():
+            raise FileNotFoundError(f"src: no folder at {str(self.path)!r}")
+        if keys is None:
+            found = (p.relative_to(self.path) for p in self.path.rglob("*")
+                     if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+            keys = (p.as_posix() for p in found if not any(s.startswith(".") for s in p.parts))
+        self._keys = sorted(keys)
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def __reduce__(self):
+        return FolderReader, (self.path, self._keys)
+
+    def keys(self) -> Iterator[str]:
+        """All keys in sorted order."""
+        return iter(self._keys)
+
+    def records(self, first: str | None = None,
+                count: int | None = None) -> Iterator[tuple[str, bytes]]:
+        """``count`` (key, file bytes) pairs from key ``first`` on (default: all, in order)."""
+        start = 0 if first is None else bisect.bisect_left(self._keys, first)
+        if first is not None and self._keys[start:start + 1] != [first]:
+            raise KeyError(f"{first!r} is not in {self.path}")
+        stop = len(self._keys) if count is None else start + count
+        for key in self._keys[start:stop]:
+            yield key, (self.path / key).read_bytes()
+
+    def __getitem__(self, key: str) -> bytes:
+        return (self.path / key).read_bytes()
+
+    def close(self) -> None:
+        """Nothing to release (files are opened one at a time)."""
+
+    def __enter__(self) -> FolderReader:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def open_source(src: str | os.PathLike):
+    """An LSUN LMDB folder (holding ``data.mdb``) -> :class:`labkit.lsun.LmdbReader`; a folder
+    of images -> :class:`FolderReader`. Both iterate (key, encoded bytes) in a fixed order."""
+    from labkit.lsun import LmdbReader
+
+    path = Path(src)
+    if not path.exists():
+        raise FileNotFoundError(f"src: no such file or folder {str(path)!r}")
+    if (path / "data.mdb").is_file():
+        return LmdbReader(path)
+    if path.is_dir():
+        reader = FolderReader(path)
+        if len(reader):
+            return reader
+    raise ValueError(f"src={str(path)!r} is neither an LMDB folder (holding data.mdb) nor a "
+                     f"folder of images ({', '.join(IMAGE_SUFFIXES)})")
+
+
+# ----------------------------------------------------------------------------- preprocessing
+def preprocess(image: Image.Image, size: int) -> np.ndarray:
+    """The authors' transform: shorter side resized to ``size`` (bilinear), then centre crop.
+
+    As ``transforms.Scale(size)`` (now ``Resize``) and ``CenterCrop(size)`` in the authors'
+    ``main.py``: the longer side becomes ``int(size * long / short)``, PIL's bilinear filter
+    resamples (it widens to cover every source pixel when shrinking), and the crop starts at
+    ``round((side - size) / 2)``. Scaling to [-1, 1] is left to :func:`to_unit_range`.
+
+    Parameters
+    ----------
+    image : PIL.Image, any mode (converted to RGB)
+    size : output side in pixels
+
+    Returns
+    -------
+    np.ndarray
+        uint8 of shape (3, size, size), channels first.
+
+    >>> preprocess(Image.new("RGB", (48, 32), (255, 128, 0)), 16)[:, 0, 0].tolist()
+    [255, 128, 0]
+    """
+    if image.mode != "RGB":
+        image = image.convert("RGB")
+    width, height = image.size
+    if width <= height:
+        shape = (size, int(size * height / width))
+    else:
+        shape = (int(size * width / height), size)
+    if shape != image.size:
+        image = image.resize(shape, Image.BILINEAR)
+    left, top = round((shape[0] - size) / 2), round((shape[1] - size) / 2)
+    crop = np.asarray(image.crop((left, top, left + size, top + size)))
+    return np.ascontiguousarray(crop.transpose(2, 0, 1))
+
+
+def decode(data: bytes, size: int) -> np.ndarray:
+    """Encoded image bytes (WebP, JPEG, PNG, ...) -> :func:`preprocess` -> uint8 (3, size, size).
+
+    Raises whatever PIL raises for bytes it cannot decode.
+    """
+    with Image.open(BytesIO(data)) as image:
+        return preprocess(image, size)
+
+
+def _reason(err: Exception) -> str:
+    """Why a record could not be decoded, in a few words without memory addresses."""
+    if isinstance(err, UnidentifiedImageError):
+        return "not an image in a known format"
+    return f"{type(err).__name__}: {err}"
+
+
+def _key_text(key: bytes | str) -> str:
+    return key if isinstance(key, str) else key.decode("ascii", "backslashreplace")
+
+
+# ----------------------------------------------------------------------------------- prepare
+def _decode_chunk(task: tuple[Any, int], reader, size: int):
+    """Decode the chunk ``(first key, count)``: (count, uint8 (n, 3, S, S), skipped)."""
+    first, count = task
+    pixels = np.empty((count, 3, size, size), dtype=np.uint8)
+    good, skipped = 0, []
+    for key, data in reader.records(first, count):
+        try:
+            pixels[good] = decode(data, size)
+            good += 1
+        except Exception as err:  # noqa: BLE001 - any undecodable record is skipped and reported
+            skipped.append((_key_text(key), _reason(err)))
+    return count, pixels[:good], skipped
+
+
+_worker: dict[str, Any] = {}
+
+
+def _init_worker(reader_pickle: bytes, size: int) -> None:
+    """Pool initializer: a fresh reader per process (never an LMDB handle shared over fork).
+
+    A failure is kept and raised by the first task, so that it reaches the parent (an
+    initializer that raises makes ``multiprocessing.Pool`` respawn workers for ever).
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
+    try:
+        _worker.update(reader=pickle.loads(reader_pickle), size=size)
+    except Exception as err:  # noqa: BLE001 - re-raised in _decode_in_worker
+        _worker.update(error=err)
+
+
+def _decode_in_worker(task: tuple[Any, int]):
+    if "error" in _worker:
+        raise _worker["error"]
+    return _decode_chunk(task, _worker["reader"], _worker["size"])
+
+
+def _positive(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+        raise ValueError(f"{name}={value!r} is not allowed; it must be an integer >= 1")
+    return int(value)
+
+
+def _plan(reader, limit: int | None, chunk_size: int, start: int):
+    """Chunks ``(first key, count)`` over records ``start`` to ``limit``; the number of records
+    up to ``limit`` and the SHA-256 of their keys (to recognise the source on resuming)."""
+    digest, tasks, n = hashlib.sha256(), [], 0
+    for key in reader.keys():
+        if limit is not None and n == limit:
+            break
+        digest.update(key if isinstance(key, bytes) else key.encode())
+        digest.update(b"\n")
+        if n >= start and (n - start) % chunk_size == 0:
+            tasks.append([key, 0])
+        if n >= start:
+            tasks[-1][1] += 1
+        n += 1
+    return [tuple(t) for t in tasks], n, digest.hexdigest()
+
+
+def _mismatch(found: Mapping[str, Any], wanted: Mapping[str, Any]) -> str:
+    """``"size=32 (it has 64)"`` for every setting in ``wanted`` that ``found`` differs in."""
+    return "; ".join(f"{k}={wanted[k]!r} (it has {found.get(k)!r})"
+                     for k in wanted if found.get(k) != wanted[k])
+
+
+def prepare(src: str | os.PathLike, out: str | os.PathLike, size: int = 64, workers: int = 1,
+            limit: int | None = None, progress: bool = True,
+            chunk_size: int = CHUNK_SIZE) -> ImageCache:
+    """Decode every image of ``src`` once into the uint8 cache ``out`` (resumable, parallel).
+
+    Records are read in source order (LMDB key order, or sorted file names), split into
+    chunks of ``chunk_size``, decoded and preprocessed (:func:`decode`) by ``workers``
+    processes and written in order into ``out/images.partial.npy`` (a memmap). After each
+    chunk, ``out/prepare-state.json`` records how many records are done, so a run that is
+    interrupted (Ctrl-C, kill) continues after the last finished chunk when called again with
+    the same ``src``, ``size`` and ``limit``. Records that cannot be decoded are skipped and
+    listed by key with the reason (progress bar, the manifest's ``skipped``); the cache holds
+    only decoded images, in source order. At the end the array is trimmed to the decoded
+    count, renamed ``images.npy``, and the manifest (:func:`write_manifest`) is written last.
+
+    Parameters
+    ----------
+    src : an LSUN LMDB folder (holding ``data.mdb``) or a folder of image files
+    out : cache folder (created); if it already holds a finished cache of the same ``src``,
+        ``size`` and ``limit`` that cache is returned, with other settings it is refused
+    size : image side, a power of two >= 16 (64 in the paper)
+    workers : decoding processes (>= 1; 1 decodes in this process)
+    limit : take only the first ``limit`` records (corrupt ones included); None for all
+    progress : show a tqdm progress bar (images, and the number skipped)
+    chunk_size : records per chunk, the unit of work and of resumption (may differ on resuming)
+
+    Returns
+    -------
+    ImageCache
+        The opened cache: ``images`` of shape (N, 3, size, size), uint8, memory-mapped.
+
+    Raises
+    ------
+    FileNotFoundError
+        ``src`` does not exist.
+    ValueError
+        A bad argument; ``out`` holding a cache or an unfinished run with other settings, or
+        a damaged manifest; no record of ``src`` could be decoded.
+    """
+    from tqdm.auto import tqdm
+
+    size = check_image_size(size)
+    workers = _positive("workers", workers)
+    chunk_size = _positive("chunk_size", chunk_size)
+    if limit is not None:
+        limit = _positive("limit", limit)
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"out={str(out)!r} is a file; it must be a folder")
+    wanted = {"source": str(Path(src).resolve()), "size": size, "limit": limit}
+    with open_source(src) as reader:
+        if (out / MANIFEST_FILE).exists():
+            cache = open_cache(out)
+            if differ := _mismatch(cache.manifest, wanted):
+                raise ValueError(f"out={str(out)!r} already holds a finished cache made with "
+                                 f"other settings: {differ}; choose another --out")
+            return cache
+        state = _resumable_state(out, wanted)
+        todo, total, keys_sha256 = _plan(reader, limit, chunk_size, state["records_done"])
+        if total == 0:
+            raise ValueError(f"src={str(src)!r} holds no records")
+        if state.setdefault("keys_sha256", keys_sha256) != keys_sha256:
+            raise ValueError(f"src={str(src)!r} has changed since the unfinished prepare in "
+                             f"{str(out)!r} began; delete that folder or choose another --out")
+        state["total"] = total
+        out.mkdir(parents=True, exist_ok=True)
+        if state["records_done"] == 0:
+            np.lib.format.open_memmap(out / PARTIAL_FILE, mode="w+", dtype=np.uint8,
+                                      shape=(total, 3, size, size))
+        with tqdm(total=total, initial=state["records_done"], unit="img", desc="prepare",
+                  disable=not progress, dynamic_ncols=True) as bar:
+            bar.set_postfix(skipped=len(state["skipped"]))
+            _decode_into(out, state, todo, reader, workers, bar)
+    return _finish(out, state)
+
+
+def _decode_into(out: Path, state: dict[str, Any], todo: list[tuple[Any, int]], reader,
+                 workers: int, bar) -> None:
+    """Decode the chunks ``todo`` here (1 worker) or in a pool, and write them in order."""
+    size = state["size"]
+    if todo and workers == 1:
+        _fill(out, state, (_decode_chunk(task, reader, size) for task in todo), bar)
+    elif todo:
+        import multiprocessing
+
+        reader.close()  # py-lmdb refuses to reopen in a forked child what is open here
+        with multiprocessing.Pool(min(workers, len(todo)), _init_worker,
+                                  (pickle.dumps(reader), size)) as pool:
+            _fill(out, state, pool.imap(_decode_in_worker, todo), bar)
+
+
+def _resumable_state(out: Path, wanted: dict[str, Any]) -> dict[str, Any]:
+    """The state of an unfinished run in ``out`` with the same settings, or a fresh one."""
+    fresh = {"format": CACHE_FORMAT, **wanted, "records_done": 0, "written": 0, "skipped": []}
+    try:
+        state = json.loads((out / STATE_FILE).read_text())
+    except (FileNotFoundError, ValueError):
+        return fresh
+    if differ := _mismatch(state, wanted):
+        raise ValueError(f"out={str(out)!r} holds an unfinished prepare with other settings: "
+                         f"{differ}; rerun with its settings to finish it, or choose another "
+                         "--out")
+    finished = (out / IMAGES_FILE).exists() and state["records_done"] == state["total"]
+    return state if (out / PARTIAL_FILE).exists() or finished else fresh
+
+
+def _fill(out: Path, state: dict[str, Any], results, bar) -> None:
+    """Write decoded chunks, in order, after those already in the partial array."""
+    images = np.load(out / PARTIAL_FILE, mmap_mode="r+")
+    for count, pixels, skipped in results:
+        written = state["written"]
+        images[written:written + len(pixels)] = pixels
+        images.flush()
+        state.update(records_done=state["records_done"] + count, written=written + len(pixels),
+                     skipped=state["skipped"] + [list(s) for s in skipped])
+        _write_json_atomic(out / STATE_FILE, state)
+        bar.update(count)
+        if skipped:
+            bar.set_postfix(skipped=len(state["skipped"]))
+
+
+def _finish(out: Path, state: dict[str, Any]) -> ImageCache:
+    """Trim the partial array to the decoded images, rename it, write the manifest last."""
+    partial = out / PARTIAL_FILE
+    if state["written"] == 0:
+        partial.unlink(missing_ok=True)
+        (out / STATE_FILE).unlink(missing_ok=True)
+        key, reason = state["skipped"][0]
+        raise ValueError(f"src={state['source']!r}: none of its {state['total']} records could "
+                         f"be decoded (first: {key}: {reason})")
+    if partial.exists():
+        _trim_npy(partial, state["written"])
+        os.replace(partial, out / IMAGES_FILE)
+    write_manifest(out, state["source"], state["skipped"], extra={"limit": state["limit"]})
+    (out / STATE_FILE).unlink()
+    return open_cache(out, state["size"])
+
+
+def _trim_npy(path: Path, n: int) -> None:
+    """Keep the first ``n`` rows of a C-order ``.npy`` file in place: rewrite the shape in its
+    header (padded to the same length) and truncate the data. Running it twice is harmless."""
+    fmt = np.lib.format
+    with open(path, "r+b") as f:
+        version = fmt.read_magic(f)
+        read_header = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+        shape, fortran_order, dtype = read_header(f)
+        offset = f.tell()
+        header = repr({"descr": fmt.dtype_to_descr(dtype), "fortran_order": fortran_order,
+                       "shape": (n, *shape[1:])})
+        prefix = len(fmt.MAGIC_PREFIX) + 2 + (2 if version == (1, 0) else 4)
+        header = header.ljust(offset - prefix - 1) + "\n"
+        if len(header) != offset - prefix or fortran_order:
+            raise RuntimeError(f"{path}: cannot trim this .npy header in place")
+        f.seek(prefix)
+        f.write(header.encode("latin1"))
+        f.truncate(offset + n * int(np.prod(shape[1:])) * dtype.itemsize)
+
+
 __all__ = ["ImageCache", "open_cache", "save_cache", "write_manifest", "check_image_size",
-           "to_unit_range", "file_sha256", "CACHE_FORMAT", "IMAGES_FILE", "MANIFEST_FILE"]
+           "to_unit_range", "file_sha256", "FolderReader", "open_source", "preprocess", "decode",
+           "prepare", "CACHE_FORMAT", "IMAGES_FILE", "MANIFEST_FILE", "IMAGE_SUFFIXES"]
