@@ -221,8 +221,9 @@ def _interrupted(trainer, out: Path) -> str:
 
 # ------------------------------------------------------------------------------------ lsun
 def _cmd_lsun_download(args: argparse.Namespace) -> int:
-    from labkit import lsun
+    from labkit import lsun, rundir
 
+    rundir.check(args.out, "--out")
     try:
         path = lsun.download(args.category, args.out, url=args.url, set_name=args.set,
                              progress=not args.quiet)
@@ -235,8 +236,9 @@ def _cmd_lsun_download(args: argparse.Namespace) -> int:
 
 
 def _cmd_lsun_prepare(args: argparse.Namespace) -> int:
-    from labkit import images
+    from labkit import images, rundir
 
+    rundir.check(args.out, "--out")
     started = time.perf_counter()
     try:
         cache = images.prepare(args.src, args.out, size=args.size, workers=args.workers,
