@@ -143,8 +143,9 @@ LIBRARY = [
 
 # Library calls that must be *accepted*: numpy scalars are numbers like Python's.
 ACCEPTED = [
-    ("config-numpy-ints", lambda: TrainConfig(iters=np.int64(3), hidden=np.int32(8),
-                                              lr=np.float32(1e-3), critic_warmup=np.bool_(True))),
+    ("config-numpy-ints", lambda: TrainConfig(  # to_dict: stored as JSON-ready Python types
+        iters=np.int64(3), hidden=np.int32(8), lr=np.float32(1e-3),
+        critic_warmup=np.bool_(True)).to_dict()),
     ("toys-numpy-n", lambda: toys.ring(modes=np.int64(4)).sample(np.int32(3))),
     ("models-numpy-nz", lambda: models.MLPGenerator(np.int64(2), (2,), hidden=8)),
 ]
