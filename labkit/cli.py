@@ -193,6 +193,10 @@ def _train(trainer, run, out: Path) -> int:
               file=sys.stderr)
         return EXIT_DIVERGED
     seconds = time.perf_counter() - started
+    if trainer.progress and not any(e["iteration"] == trainer.iteration
+                                    for e in trainer.history.evals):
+        print(f"evaluating iteration {trainer.iteration} for metrics.json (exact W1 on "
+              f"{trainer.config.eval_samples} points, {len(trainer.seeds)} seed(s))", flush=True)
     metrics = write_outputs(trainer, out)
     if trainer.interrupted:
         print(_interrupted(trainer, out), file=sys.stderr)
