@@ -35,7 +35,7 @@ from torch import nn
 
 from labkit import toys
 from labkit.models import MLPCritic, MLPGenerator
-from labkit.train import TrainConfig, Trainer, member_seeds
+from labkit.train import DEFAULT_THREADS, TrainConfig, Trainer, choose_threads, member_seeds
 
 # The issue's config: everything the two loops share.
 BATCH, NZ, N_CRITIC, CLIP, LR, DEPTH = 256, 2, 5, 0.01, 5e-5, 3
@@ -88,6 +88,11 @@ def reference_models(hidden: int, seed: int) -> tuple[nn.Module, nn.Module]:
     return netG, netD
 
 
+#: Torch threads of every timed run (``--threads``; default torch's own, one per core). labkit's
+#: Trainer sets its threads from its config, so both loops get this number explicitly.
+THREADS = {"n": torch.get_num_threads()}
+
+
 def reference_run(hidden: int, iters: int, warmup: int, seed: int = 0) -> float:
     """Generator iterations per second of the authors' loop, timed after ``warmup`` iterations.
 
@@ -97,6 +102,7 @@ def reference_run(hidden: int, iters: int, warmup: int, seed: int = 0) -> float:
     and the data loader becomes the toy sampler. The four losses are fetched with ``.item()``
     every generator iteration as for the authors' print, but collected instead of printed.
     """
+    torch.set_num_threads(THREADS["n"])
     netG, netD = reference_models(hidden, seed)
     target = toys.ring()
     rng = torch.Generator().manual_seed(member_seeds(seed)[1])
@@ -149,14 +155,17 @@ def reference_run(hidden: int, iters: int, warmup: int, seed: int = 0) -> float:
 
 
 # --------------------------------------------------------------------------- labkit
-def labkit_run(hidden: int, iters: int, warmup: int, seed: int = 0, n_seeds: int = 1) -> float:
+def labkit_run(hidden: int, iters: int, warmup: int, seed: int = 0, n_seeds: int = 1,
+               threads: int | None = None) -> float:
     """Generator iterations per second of ``Trainer.run`` (per run, not per seed), timed with the
     history's per-iteration ``time`` column from iteration ``warmup`` to the end, so the
-    evaluation at iteration 0 and the warm-up iterations are left out."""
+    evaluation at iteration 0 and the warm-up iterations are left out. ``threads``: torch
+    threads of the run (default the benchmark's :data:`THREADS`; 0 lets labkit choose)."""
     total = warmup + iters
     config = TrainConfig(hidden=hidden, depth=DEPTH, nz=NZ, batch_size=BATCH, n_critic=N_CRITIC,
                          clip=CLIP, lr=LR, iters=total, seed=seed, n_seeds=n_seeds,
-                         eval_every=total + 1, eval_samples=10, checkpoint_every=total + 1)
+                         eval_every=total + 1, eval_samples=10, checkpoint_every=total + 1,
+                         threads=THREADS["n"] if threads is None else threads)
     trainer = Trainer(config, progress=False)
     trainer.run()
     times = {r["iteration"]: r["time"] for r in trainer.history.rows}
@@ -203,6 +212,21 @@ def ensemble_runs(hidden: int, iters: int, warmup: int, repeats: int,
             "ratio": _median_ratio(ens, seq), "ens_all": ens, "seq_all": seq}
 
 
+def thread_runs(hidden: int, iters: int, warmup: int, repeats: int) -> dict[str, Any]:
+    """labkit single runs with one thread against torch's default (one per core), alternating;
+    medians and the median per-pair ratio one / default. What labkit's automatic choice
+    (``TrainConfig.threads = 0``) picks for this width is reported beside them."""
+    one, default = [], []
+    for k in range(repeats):
+        runs = [(one, 1), (default, DEFAULT_THREADS)]
+        for values, n in runs if k % 2 == 0 else runs[::-1]:
+            values.append(labkit_run(hidden, iters, warmup, threads=n))
+    auto = choose_threads(TrainConfig(hidden=hidden, batch_size=BATCH))
+    return {"one": statistics.median(one), "default": statistics.median(default),
+            "ratio": _median_ratio(one, default), "one_all": one, "default_all": default,
+            "auto": auto}
+
+
 def _load() -> tuple[float, float, float]:
     return os.getloadavg() if hasattr(os, "getloadavg") else (math.nan,) * 3
 
@@ -231,9 +255,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", type=int, default=8, help="ensemble size S (default 8)")
     parser.add_argument("--ensemble-width", type=int, default=128,
                         help="hidden width of the ensemble comparison (default 128)")
-    parser.add_argument("--widths", type=int, nargs="+", default=[512, 128],
+    parser.add_argument("--widths", type=int, nargs="*", default=[512, 128],
                         help="hidden widths of the single-run comparison (default 512 128)")
     parser.add_argument("--no-ensemble", action="store_true", help="skip the ensemble comparison")
+    parser.add_argument("--thread-widths", type=int, nargs="*", default=None,
+                        help="widths of the one-thread against default-threads comparison of "
+                             "labkit single runs (default: the --widths; none to skip)")
     parser.add_argument("--quick", action="store_true", help="a smoke run: under 30 s on two "
                         "idle cores")
     parser.add_argument("--threads", type=int, default=None,
@@ -247,23 +274,24 @@ def main(argv: list[str] | None = None) -> None:
     repeats = args.repeats or (1 if quick else 5)
     ens_repeats = args.ensemble_repeats or (1 if quick else 3)
     if args.threads:
-        torch.set_num_threads(args.threads)
+        THREADS["n"] = args.threads
 
     load = _load()
     started = time.perf_counter()
     print(f"# benchmarks/cpu_toys.py  {datetime.datetime.now().isoformat(timespec='minutes')}  "
           f"{platform.machine()}, {os.cpu_count()} cpus  torch {torch.__version__} "
-          f"(threads {torch.get_num_threads()})  python {platform.python_version()}  "
+          f"(threads {THREADS['n']})  python {platform.python_version()}  "
           f"load avg {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
     print(f"# ring(8), MLP depth {DEPTH}, nz {NZ}, batch {BATCH}, n_critic {N_CRITIC}, "
           f"clip {CLIP}, RMSprop lr {LR}; {warmup} untimed warm-up it per run; medians")
     if load[0] > 1.5:
         print(f"# WARNING: load average {load[0]:.2f} > 1.5: other processes compete for the "
-              f"cores and {torch.get_num_threads()}-thread runs slow down erratically (up to "
+              f"cores and {THREADS['n']}-thread runs slow down erratically (up to "
               f"50x on two cores); these numbers are not representative")
-    print()
-    print(f"{'width':>5}  {'timed it':>8}  {'reference it/s':>14}  {'labkit it/s':>11}  "
-          f"{'labkit/ref':>10}  runs (reference | labkit), {repeats} interleaved pair(s)")
+    if args.widths:
+        print()
+        print(f"{'width':>5}  {'timed it':>8}  {'reference it/s':>14}  {'labkit it/s':>11}  "
+              f"{'labkit/ref':>10}  runs (reference | labkit), {repeats} interleaved pair(s)")
     ref_rate = {}
     for hidden in args.widths:
         n = max(1, iters // 4) if hidden >= 512 else iters
@@ -284,6 +312,18 @@ def main(argv: list[str] | None = None) -> None:
         if hidden in ref_rate:
             print(f"# ensemble aggregate / reference single run at width {hidden}: "
                   f"{e['ensemble'] / ref_rate[hidden]:.2f}x")
+    thread_widths = args.widths if args.thread_widths is None else args.thread_widths
+    if thread_widths:
+        print()
+        print(f"{'width':>5}  {'timed it':>8}  {'1 thread it/s':>13}  "
+              f"{f'{DEFAULT_THREADS} threads it/s':>14}  {'1/default':>9}  {'auto':>4}  "
+              f"runs (1 | default), {repeats} interleaved pair(s), load avg {_load()[0]:.2f}")
+        for hidden in thread_widths:
+            n = max(1, iters // 4) if hidden >= 512 else iters
+            t = thread_runs(hidden, n, warmup, repeats)
+            print(f"{hidden:>5}  {n:>8}  {t['one']:>13.1f}  {t['default']:>14.1f}  "
+                  f"{t['ratio']:>8.2f}x  {t['auto']:>4}  {_runs(t['one_all'])} | "
+                  f"{_runs(t['default_all'])}", flush=True)
     load = _load()
     print(f"\n# {time.perf_counter() - started:.0f} s; load avg at the end "
           f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")

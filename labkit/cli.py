@@ -330,6 +330,56 @@ def _add_lsun_commands(sub) -> argparse._SubParsersAction:
     return group
 
 
+# ------------------------------------------------------------------------------------- study
+def _cmd_study(args: argparse.Namespace) -> int:
+    import os
+
+    from labkit import study
+
+    values = dict(study.QUICK) if args.quick or os.environ.get("LABKIT_QUICK") == "1" else {}
+    for field in dataclasses.fields(study.StudyConfig):
+        given = getattr(args, field.name, None)
+        if given is not None:
+            values[field.name] = tuple(given) if isinstance(given, list) else given
+    config = study.StudyConfig(**values)
+    started = time.perf_counter()
+    data = study.run_study(config, args.out, progress=not args.quiet and args.jobs == 1,
+                           jobs=args.jobs)
+    seconds = time.perf_counter() - started
+    print(f"wrote {args.out} ({len(data['runs'])} runs; this call {seconds:.0f} s, "
+          f"training and evaluation in all calls {data['wall_seconds']:.0f} s)")
+    return 0
+
+
+def _add_study_parser(sub) -> None:
+    from labkit import study
+
+    p = sub.add_parser("study", help="the mode-collapse study of notebook 03 (all methods, "
+                                     "ring and grid, seeds as ensembles)",
+                       description="Train every method on each target with one ensemble of "
+                                   "seeds per (method, target) and write the results JSON. "
+                                   "Rerunning with the same --out resumes: finished runs are "
+                                   "kept.")
+    p.add_argument("--out", default="data/mode_collapse_study.json",
+                   help="results file (default data/mode_collapse_study.json)")
+    p.add_argument("--quick", action="store_true",
+                   help="smoke-run sizes (also set by LABKIT_QUICK=1)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="runs trained at once, one process each (default 1; on two cores: "
+                        "--jobs 2 --threads 1)")
+    defaults = study.StudyConfig()
+    for field in dataclasses.fields(study.StudyConfig):
+        default = getattr(defaults, field.name)
+        flag = "--" + field.name.replace("_", "-")
+        if isinstance(default, tuple):
+            p.add_argument(flag, nargs="+", default=None, metavar=field.name[:-1].upper(),
+                           help=f"default: {' '.join(default)}")
+        else:
+            p.add_argument(flag, type=int, default=None, help=f"default {default}")
+    p.set_defaults(func=_cmd_study)
+
+
 # ------------------------------------------------------------------------------------- main
 class _Parser(argparse.ArgumentParser):
     """argparse that reports errors as one line and exit status 2."""
@@ -357,6 +407,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_options(p_toy)
     p_toy.set_defaults(func=_cmd_toy)
     _add_lsun_commands(sub)
+    _add_study_parser(sub)
     parser.set_defaults(commands=", ".join(sub.choices))
     return parser
 

@@ -282,23 +282,90 @@ class GradientPenalty(Constraint):
         return self.lam * (norm - 1).square().mean(-1)
 
 
+class EnsembleSpectralNorm(nn.Module):
+    """Spectral normalisation of an ensemble's stacked weight, one power iteration per member.
+
+    A parametrisation for :class:`labkit.models.EnsembleLinear`: the weight (S, in, out) holds
+    member s's ``nn.Linear`` weight transposed, A_s = weight[s].T of shape (out, in). Each forward
+    pass in training mode runs ``n_power_iterations`` steps of the power method on every A_s at
+    once, u_s <- normalize(A_s v_s), v_s <- normalize(A_s^T u_s), and returns weight[s] / sigma_s
+    with sigma_s = u_s^T A_s v_s, exactly the rule of
+    ``torch.nn.utils.parametrizations.spectral_norm`` applied to each member (Miyato et al.
+    2018, Algorithm 1). In eval mode u and v stay fixed.
+
+    Parameters
+    ----------
+    weight : Tensor (S, in, out)
+        The weight to normalise (used for the shapes and the 15 warm-up power iterations).
+    n_power_iterations : int, default 1
+    eps : float, default 1e-12
+        Added to norms when normalising u and v.
+    generator : torch.Generator, optional
+        Source of the random starting vectors (global RNG if None): for each member in turn,
+        u_s ~ N(0, I_out) then v_s ~ N(0, I_in), as torch draws them for one layer.
+
+    Attributes
+    ----------
+    _u : buffer (S, out)
+    _v : buffer (S, in)
+    """
+
+    def __init__(self, weight: torch.Tensor, n_power_iterations: int = 1, eps: float = 1e-12,
+                 generator: torch.Generator | None = None) -> None:
+        super().__init__()
+        if weight.dim() != 3:
+            raise ValueError(f"weight must have shape (S, in, out); got {tuple(weight.shape)}")
+        self.n_power_iterations, self.eps = n_power_iterations, eps
+        n_members, n_in, n_out = weight.shape
+        draws = [(torch.randn(n_out, generator=generator), torch.randn(n_in, generator=generator))
+                 for _ in range(n_members)]
+        u = torch.stack([d[0] for d in draws]).to(weight)
+        v = torch.stack([d[1] for d in draws]).to(weight)
+        self.register_buffer("_u", F.normalize(u, dim=1, eps=eps))
+        self.register_buffer("_v", F.normalize(v, dim=1, eps=eps))
+        self._power_method(weight, 15)
+
+    @torch.no_grad()
+    def _power_method(self, weight: torch.Tensor, n_iterations: int) -> None:
+        """u <- normalize(A v), v <- normalize(A^T u) per member, in place (A_s = weight[s].T)."""
+        for _ in range(n_iterations):
+            F.normalize(torch.einsum("sio,si->so", weight, self._v), dim=1, eps=self.eps,
+                        out=self._u)
+            F.normalize(torch.einsum("sio,so->si", weight, self._u), dim=1, eps=self.eps,
+                        out=self._v)
+
+    def forward(self, weight: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            self._power_method(weight, self.n_power_iterations)
+        # Clones, as torch does, so a graph built before the next in-place update stays valid.
+        u, v = self._u.clone(memory_format=torch.contiguous_format), self._v.clone(
+            memory_format=torch.contiguous_format)
+        sigma = (u * torch.einsum("sio,si->so", weight, v)).sum(1)
+        return weight / sigma[:, None, None]
+
+
 @dataclass
 class SpectralNorm(Constraint):
     """Spectral normalisation: W -> W / sigma(W) in every Linear and convolution (SN-GAN).
 
     sigma(W) is the largest singular value of W (of W reshaped to (out, in * k * k) for
     convolutions), estimated by ``n_power_iterations`` power iterations per training forward pass
-    (Miyato et al. 2018; ``torch.nn.utils.parametrizations.spectral_norm``). Not supported for
-    ensemble critics: train those seeds separately.
+    (Miyato et al. 2018; ``torch.nn.utils.parametrizations.spectral_norm``). In an ensemble critic
+    each member of every :class:`labkit.models.EnsembleLinear` is normalised by its own sigma
+    (:class:`EnsembleSpectralNorm`), whose starting vectors come from ``seed``.
 
     Parameters
     ----------
     n_power_iterations : int, default 1
     eps : float, default 1e-12
+    seed : int, default 0
+        Seed of the ensemble power iteration's random starting vectors (single layers draw
+        theirs from the global RNG, as torch does).
     """
 
     n_power_iterations: int = 1
     eps: float = 1e-12
+    seed: int = 0
 
     def __post_init__(self) -> None:
         self.n_power_iterations = _checks.integer("n_power_iterations", self.n_power_iterations,
@@ -306,17 +373,19 @@ class SpectralNorm(Constraint):
         self.eps = _checks.finite_real("eps", self.eps, above=0)
 
     def prepare(self, critic: nn.Module) -> nn.Module:
-        """Wrap each Linear / convolution of ``critic`` in place (already wrapped ones are kept)."""
-        if any(isinstance(m, EnsembleLinear) for m in critic.modules()):
-            raise ValueError(
-                "SpectralNorm does not support ensemble critics (EnsembleLinear layers); "
-                "train the seeds separately or use 'clip' / 'gp'"
-            )
+        """Wrap each Linear / convolution / EnsembleLinear of ``critic`` in place (already
+        wrapped ones are kept)."""
+        generator = torch.Generator().manual_seed(self.seed)
         for m in list(critic.modules()):
-            if isinstance(m, (nn.Linear, *CONV_LAYERS)) and not parametrize.is_parametrized(
-                m, "weight"
+            if isinstance(m, (nn.Linear, *CONV_LAYERS, EnsembleLinear)) and not (
+                parametrize.is_parametrized(m, "weight")
             ):
-                spectral_norm(m, n_power_iterations=self.n_power_iterations, eps=self.eps)
+                if isinstance(m, EnsembleLinear):
+                    norm = EnsembleSpectralNorm(m.weight.detach(), self.n_power_iterations,
+                                                self.eps, generator)
+                    parametrize.register_parametrization(m, "weight", norm)
+                else:
+                    spectral_norm(m, n_power_iterations=self.n_power_iterations, eps=self.eps)
         return critic
 
 

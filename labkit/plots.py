@@ -21,6 +21,9 @@ from labkit import _checks
 
 __all__ = [
     "ClipExplorerView",
+    "convergence",
+    "estimate_vs_exact",
+    "training_snapshots",
     "Example1View",
     "distance_curves",
     "figure2",
@@ -671,3 +674,119 @@ class ClipExplorerView:
         buf = io.BytesIO()
         PIL.Image.fromarray(rgba[..., :3]).save(buf, format="png", compress_level=1)
         return buf.getvalue()
+
+
+# --------------------------------------------------------------------------- notebook 03
+
+
+def training_snapshots(runs: Mapping[str, Sequence[Mapping]], centers, grid, *,
+                       columns: Sequence[int] | None = None, transpose: bool = False,
+                       title: str | None = None) -> Figure:
+    """Samples over training with the critic's contour: one row per method, one column per
+    snapshot, or the transpose. Snapshots as ``labkit.study`` records them:
+    ``{"iteration", "samples" (n, 2), "critic" (G*G,)}``.
+
+    Parameters
+    ----------
+    runs : mapping of row label -> sequence of snapshots
+    centers : array (K, 2)
+        Mixture centres, drawn as black crosses.
+    grid : array (G * G, 2)
+        The points the critic values belong to, x fastest (``labkit.study.grid_points``); the
+        panels show this square, samples outside it are cut off.
+    columns : sequence of int, optional
+        Indices of the snapshots to show (default all).
+    transpose : bool, default False
+        One column per method instead of one row.
+    title : str, optional
+    """
+    if not runs:
+        raise ValueError("runs must hold at least one method's snapshots")
+    centers, grid = _as_points("centers", centers), _as_points("grid", grid)
+    size = int(round(len(grid) ** 0.5))
+    gx, gy = grid[:, 0].reshape(size, size), grid[:, 1].reshape(size, size)
+    n_cols = len(columns) if columns is not None else max(len(s) for s in runs.values())
+    shape = (n_cols, len(runs)) if transpose else (len(runs), n_cols)
+    fig, axes = plt.subplots(*shape, figsize=(2.1 * shape[1], 2.1 * shape[0]), squeeze=False,
+                             sharex=True, sharey=True)
+    for row, (label, snaps) in zip(axes.T if transpose else axes, runs.items(), strict=True):
+        picked = [snaps[i] for i in columns] if columns is not None else list(snaps)
+        for ax, snap in zip(row, picked, strict=False):
+            values = np.array([np.nan if v is None else v for v in snap["critic"]], dtype=float)
+            if np.isfinite(values).any():
+                ax.contourf(gx, gy, values.reshape(size, size), levels=12, cmap="coolwarm",
+                            alpha=0.6)
+            samples = _as_points("samples", np.array(snap["samples"], dtype=float))
+            ax.scatter(*centers.T, marker="+", c="k", s=30, lw=0.8)
+            ax.scatter(*samples.T, s=2, c="C2")
+            ax.set_title(f"it {snap['iteration']}", fontsize=8)
+            ax.set_xlim(gx.min(), gx.max())
+            ax.set_ylim(gy.min(), gy.max())
+            ax.set_aspect("equal")
+            ax.set_xticks([])
+            ax.set_yticks([])
+        if transpose:
+            row[0].set_title(f"{label}\nit {picked[0]['iteration']}", fontsize=8)
+        else:
+            row[0].set_ylabel(label, fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def estimate_vs_exact(panels: Mapping[str, Mapping[str, Sequence[float]]], *,
+                      title: str | None = None) -> Figure:
+    """The critic's distance estimate against the exact W1, one panel per method.
+
+    Parameters
+    ----------
+    panels : mapping of panel title -> {"w1_exact": (n,), "w_estimate": (n,), "seed": (n,)}
+        Points over training (every evaluation of every seed); colour = seed.
+    title : str, optional
+    """
+    if not panels:
+        raise ValueError("panels must hold at least one method")
+    cols = min(4, len(panels))
+    rows = -(-len(panels) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.9 * rows), squeeze=False)
+    for ax, (name, c) in zip(axes.flat, panels.items(), strict=False):
+        x = np.array([np.nan if v is None else v for v in c["w1_exact"]], dtype=float)
+        y = np.array([np.nan if v is None else v for v in c["w_estimate"]], dtype=float)
+        ax.scatter(x, y, c=np.asarray(c["seed"]) % 10, cmap="tab10", vmin=0, vmax=9, s=6)
+        ax.set_title(str(name), fontsize=9)
+        ax.set_xlabel("exact W1 (POT)", fontsize=8)
+        ax.set_ylabel("critic's estimate", fontsize=8)
+        ax.tick_params(labelsize=7)
+    for ax in axes.flat[len(panels):]:
+        ax.axis("off")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def convergence(curves: Mapping[str, Mapping[str, tuple[Sequence[float], Sequence[float]]]], *,
+                ylabel: str = "exact W1 to the target", title: str | None = None) -> Figure:
+    """Mean curves over seeds against generator iterations, one panel per target.
+
+    Parameters
+    ----------
+    curves : mapping of panel title -> {line label: (iterations (T,), values (T,))}
+    ylabel, title : str
+    """
+    if not curves:
+        raise ValueError("curves must hold at least one panel")
+    fig, axes = plt.subplots(1, len(curves), figsize=(5.5 * len(curves), 3.6), squeeze=False)
+    for ax, (panel, lines) in zip(axes[0], curves.items(), strict=True):
+        for label, (it, values) in lines.items():
+            ax.plot(it, values, label=label, lw=1.3)
+        ax.set_yscale("log")
+        ax.set_xlabel("generator iterations")
+        ax.set_ylabel(ylabel)
+        ax.set_title(panel)
+    axes[0, -1].legend(fontsize=7)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig

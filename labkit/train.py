@@ -42,8 +42,9 @@ CONSTRAINTS = ("clip", "gp", "sn", "none")
 #: Most seeds one ensemble run may train together.
 MAX_SEEDS = 256
 
-#: Fields a resumed run may change: how far to go, where/how often to save, the memory budget.
-RESUMABLE_FIELDS = ("iters", "checkpoint", "checkpoint_every", "eval_max_gib")
+#: Fields a resumed run may change: how far to go, where/how often to save, how many threads,
+#: the memory budget of the exact solver.
+RESUMABLE_FIELDS = ("iters", "checkpoint", "checkpoint_every", "threads", "eval_max_gib")
 
 
 @dataclass
@@ -60,7 +61,8 @@ class TrainConfig:
     ``eval_every`` evaluates at iterations 0, eval_every, 2*eval_every, ...: exact W1 (POT)
     between ``eval_samples`` generated and real points, the critic's estimate on the same points,
     and for mixtures the mode coverage. The exact solver needs about ``48 * eval_samples**2``
-    bytes, which must fit ``eval_max_gib`` (checked here, before anything runs).
+    bytes, which must fit ``eval_max_gib`` (checked here, before anything runs). ``threads``
+    sets torch's CPU threads for the run; 0 lets :func:`choose_threads` pick by model size.
     """
 
     loss: str = "wgan"
@@ -87,6 +89,7 @@ class TrainConfig:
     eval_max_gib: float = ot.DEFAULT_MAX_BYTES / 2**30
     checkpoint: str | None = None
     checkpoint_every: int = 1000
+    threads: int = 0
 
     def __post_init__(self) -> None:
         self.validate()
@@ -111,7 +114,7 @@ class TrainConfig:
         for name in ("batch_size", "n_critic", "nz", "hidden", "depth", "eval_every",
                      "eval_samples", "checkpoint_every"):
             setattr(self, name, _checks.integer(name, getattr(self, name), minimum=1))
-        for name in ("iters", "seed"):
+        for name in ("iters", "seed", "threads"):  # threads 0: chosen by model size
             setattr(self, name, _checks.integer(name, getattr(self, name), minimum=0))
         self.n_seeds = _checks.integer("n_seeds", self.n_seeds, minimum=1)
         if self.n_seeds > MAX_SEEDS:
@@ -180,6 +183,31 @@ def critic_steps(config: TrainConfig, gen_iteration: int) -> int:
     return config.n_critic
 
 
+#: torch's own thread count when labkit was imported (one per physical core).
+DEFAULT_THREADS = torch.get_num_threads()
+#: Multiply-adds of one hidden layer on one batch (m x hidden^2 x seeds) below which one thread.
+ONE_THREAD_BELOW = 2**23
+
+
+def choose_threads(config: TrainConfig) -> int:
+    """Torch CPU threads for a run: ``config.threads`` if set, else one for small models.
+
+    A hidden layer's matmul costs m * hidden^2 * n_seeds multiply-adds. Below
+    :data:`ONE_THREAD_BELOW` (8.4 M; e.g. 3 x 128 at batch 256, one seed: 4.2 M) a second thread
+    gains nothing on an idle machine and, when another process is busy on the cores, slows each
+    step 20x or more (benchmarks/README.md); above it (3 x 512 at batch 64, or an 8-seed
+    ensemble of 3 x 128) torch's default, one thread per core, is kept.
+
+    >>> small = TrainConfig(hidden=128, batch_size=256)
+    >>> choose_threads(small), choose_threads(TrainConfig(threads=3))
+    (1, 3)
+    """
+    if config.threads:
+        return config.threads
+    work = config.batch_size * config.hidden**2 * config.n_seeds
+    return 1 if work < ONE_THREAD_BELOW else DEFAULT_THREADS
+
+
 def member_seeds(seed: int) -> tuple[int, int, int]:
     """Independent seeds for a member's initial weights, training draws and evaluation set.
 
@@ -210,7 +238,8 @@ def build_toy_models(config: TrainConfig) -> tuple[nn.Module, nn.Module]:
 def build_constraint(config: TrainConfig) -> objectives.Constraint:
     """The Lipschitz constraint named by ``config.constraint`` with the config's parameters."""
     kwargs = {"clip": {"clip": config.clip, "timing": config.clip_timing},
-              "gp": {"lam": config.gp_lambda}}.get(config.constraint, {})
+              "gp": {"lam": config.gp_lambda},
+              "sn": {"seed": config.seed}}.get(config.constraint, {})
     return objectives.make_constraint(config.constraint, **kwargs)
 
 
@@ -335,6 +364,7 @@ class Trainer:
         self.callbacks = list(callbacks)
         self.progress = progress
         self.device = torch.device(config.device)
+        torch.set_num_threads(choose_threads(config))
         self.seeds = [config.seed + s for s in range(config.n_seeds)]
         self.ensemble = config.n_seeds > 1
         self.target = toys.make_target(config.target)
@@ -654,4 +684,5 @@ def _sigint_flag():
 
 __all__ = ["TrainConfig", "Trainer", "History", "DivergenceError", "critic_steps",
            "build_toy_models", "build_constraint", "build_optimizer", "member_seeds",
+           "choose_threads", "DEFAULT_THREADS", "ONE_THREAD_BELOW",
            "OPTIMIZERS", "CONSTRAINTS", "RESUMABLE_FIELDS", "MAX_SEEDS"]

@@ -31,6 +31,7 @@ __all__ = [
     "example1_readout",
     "example1_samples",
     "readout_html",
+    "snapshot_slider",
     "theta_explorer",
 ]
 
@@ -473,3 +474,51 @@ def clip_explorer(c: float = 0.01, n_critic: int = 5, depth: int = 3, constraint
         control.observe(update, names="value")
     update()
     return ipywidgets.VBox([c_slider, n_slider, depth_slider, buttons, status, readout, image])
+
+
+def snapshot_slider(runs: Mapping[str, list], centers, grid) -> ipywidgets.VBox:
+    """A slider over training checkpoints: every method's samples and critic at one snapshot.
+
+    Parameters
+    ----------
+    runs : mapping of method label -> list of snapshots (``labkit.study`` format), all of one
+        length
+    centers : array (K, 2)
+    grid : array (G * G, 2)
+        As in :func:`labkit.plots.training_snapshots`.
+
+    Returns
+    -------
+    ipywidgets.VBox
+        ``IntSlider`` "checkpoint" (index into the snapshots; its readout is the index, the
+        figure's titles give the iteration) and an ``Image`` redrawn when it moves.
+    """
+    import matplotlib.pyplot as plt
+
+    from labkit import plots
+
+    lengths = {len(s) for s in runs.values()}
+    if len(lengths) != 1 or 0 in lengths:
+        raise ValueError(f"runs must hold snapshot lists of one non-zero length; got {lengths}")
+    last = lengths.pop() - 1
+    slider = ipywidgets.IntSlider(value=last, min=0, max=last, description="checkpoint",
+                                  continuous_update=False)
+    image = ipywidgets.Image(format="png")
+
+    def update(_change=None) -> None:
+        fig = plots.training_snapshots(runs, centers, grid, columns=[slider.value],
+                                       transpose=True)
+        image.value = _png(fig)
+        plt.close(fig)
+
+    slider.observe(update, names="value")
+    update()
+    return ipywidgets.VBox([slider, image])
+
+
+def _png(fig) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=80)
+    return buf.getvalue()

@@ -10,12 +10,13 @@ import torch.nn.functional as F
 from scipy.spatial.distance import jensenshannon
 from torch import nn
 
-from labkit.models import DCGANCritic, EnsembleMLPCritic, MLPCritic
+from labkit.models import DCGANCritic, EnsembleLinear, EnsembleMLPCritic, MLPCritic
 from labkit.objectives import (
     CONSTRAINTS,
     LOSSES,
     Compose,
     Constraint,
+    EnsembleSpectralNorm,
     GradientPenalty,
     SpectralNorm,
     WeightClipping,
@@ -282,9 +283,44 @@ def test_spectral_norm_makes_top_singular_values_one():
         assert all(len(m.parametrizations.weight) == 1 for m in layers)
 
 
-def test_spectral_norm_rejects_ensembles():
-    with pytest.raises(ValueError, match="does not support ensemble critics"):
-        SpectralNorm().prepare(EnsembleMLPCritic(2, in_dim=2, hidden=4, depth=1))
+def test_ensemble_spectral_norm_matches_torch_on_each_member():
+    """Each member of an SN ensemble critic normalises, step by step, exactly as torch's
+    spectral_norm does on the corresponding single critic (same starting u, v)."""
+    singles = [MLPCritic(2, hidden=6, depth=2, generator=seeded(k)) for k in range(3)]
+    ensemble = SpectralNorm().prepare(EnsembleMLPCritic.from_members(singles))
+    singles = [SpectralNorm().prepare(m) for m in singles]
+    stacked = [m for m in ensemble.modules() if isinstance(m, EnsembleLinear)]
+    for s, single in enumerate(singles):
+        layers = [m for m in single.modules() if isinstance(m, nn.Linear)]
+        for big, small in zip(stacked, layers, strict=True):
+            norm = small.parametrizations.weight[0]
+            with torch.no_grad():  # start member s from torch's own starting vectors
+                big.parametrizations.weight[0]._u[s] = norm._u
+                big.parametrizations.weight[0]._v[s] = norm._v
+    x = torch.randn(3, 5, 2)
+    for _ in range(4):  # each training forward pass takes one power-iteration step
+        out = ensemble(x)
+        for s, single in enumerate(singles):
+            torch.testing.assert_close(out[s], single(x[s]), rtol=1e-5, atol=1e-6)
+    for big, *smalls in zip(stacked, *[[m for m in c.modules() if isinstance(m, nn.Linear)]
+                                       for c in singles], strict=True):
+        torch.testing.assert_close(big.weight, torch.stack([m.weight.T for m in smalls]),
+                                   rtol=1e-5, atol=1e-6)
+        sigmas = torch.linalg.matrix_norm(big.weight.detach(), ord=2)
+        torch.testing.assert_close(sigmas, torch.ones(3), atol=2e-3, rtol=0)
+
+
+def test_ensemble_spectral_norm_is_seeded_and_trains():
+    critics = [SpectralNorm(seed=1).prepare(EnsembleMLPCritic(2, in_dim=2, hidden=4, depth=1,
+                                                              generator=seeded(0)))
+               for _ in range(2)]
+    torch.testing.assert_close(critics[0].state_dict(), critics[1].state_dict(), rtol=0, atol=0)
+    params = list(critics[0].parameters())
+    assert all(p.requires_grad for p in params) and len(params) == 4
+    critics[0](torch.randn(2, 3, 2)).sum().backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in params)
+    with pytest.raises(ValueError, match=r"weight must have shape \(S, in, out\)"):
+        EnsembleSpectralNorm(torch.ones(2, 2))
 
 
 # --------------------------------------------------------------------------- protocol

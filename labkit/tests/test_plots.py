@@ -79,3 +79,37 @@ def test_layer_study_draws_norms_and_marks_the_clip_value():
     assert [list(line.get_ydata()) for line in norm_ax.get_lines()] == [[1e-4, 1e-2], [1.0, 2.0]]
     assert sorted(line.get_xdata()[0] for line in clip_ax.get_lines()) == [-0.01, 0.01]
     assert not gp_ax.get_lines()
+
+
+# --------------------------------------------------------------------------- notebook 03
+
+
+def _snapshots(n: int) -> list[dict]:
+    grid = np.linspace(-3, 3, 20)
+    critic = np.add.outer(grid, grid).ravel()  # f(x, y) = x + y on the 20 x 20 grid
+    return [{"iteration": 100 * k, "samples": [[0.1 * k, 0.0], [0.0, 0.1 * k]],
+             "critic": [None, *critic[1:].tolist()]} for k in range(n)]
+
+
+def test_training_snapshots_one_panel_per_method_and_checkpoint():
+    ring = toys.ring()
+    grid = np.stack(np.meshgrid(np.linspace(-3, 3, 20), np.linspace(-3, 3, 20)), -1).reshape(-1, 2)
+    runs = {"A": _snapshots(3), "B": _snapshots(3)}
+    fig = plots.training_snapshots(runs, ring.centers, grid)
+    assert len(fig.axes) == 6
+    assert [ax.get_title() for ax in fig.axes[:3]] == ["it 0", "it 100", "it 200"]
+    assert fig.axes[3].get_ylabel() == "B"
+    fig = plots.training_snapshots(runs, ring.centers, grid, columns=[2], transpose=True)
+    assert [ax.get_title() for ax in fig.axes] == ["A\nit 200", "B\nit 200"]
+    np.testing.assert_allclose(fig.axes[0].collections[-1].get_offsets(), [[0.2, 0], [0, 0.2]])
+    with pytest.raises(ValueError, match="at least one method"):
+        plots.training_snapshots({}, ring.centers, grid)
+
+
+def test_estimate_vs_exact_and_convergence_draw_the_given_points():
+    curves = {"w1_exact": [1.0, 0.5, None], "w_estimate": [0.2, 0.1, 0.05], "seed": [0, 0, 1]}
+    fig = plots.estimate_vs_exact({"WGAN": curves})
+    offsets = fig.axes[0].collections[0].get_offsets()
+    np.testing.assert_allclose(offsets[:2], [[1.0, 0.2], [0.5, 0.1]])
+    fig = plots.convergence({"ring": {"GAN": ([0, 10], [2.0, 1.0])}})
+    np.testing.assert_allclose(fig.axes[0].lines[0].get_xydata(), [[0, 2.0], [10, 1.0]])

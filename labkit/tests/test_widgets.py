@@ -296,3 +296,18 @@ def test_clip_explorer_rejects_bad_input(small_model, kwargs, name):
     assert "\n" not in str(info.value)
     with pytest.raises(ValueError, match=rf"^{name} must"):
         widgets.clip_explorer(**args, model=small_model)
+
+
+def test_snapshot_slider_redraws_on_move_and_checks_lengths():
+    axis = np.linspace(-3, 3, 20)
+    grid = np.stack(np.meshgrid(axis, axis), -1).reshape(-1, 2)
+    snaps = [{"iteration": k, "samples": [[0.0, float(k)]], "critic": [float(k)] * 400}
+             for k in range(3)]
+    box = widgets.snapshot_slider({"A": snaps, "B": snaps}, toys.ring().centers, grid)
+    slider, image = box.children
+    assert (slider.min, slider.max, slider.value) == (0, 2, 2)
+    before = image.value
+    slider.value = 0
+    assert image.value != before and image.value[:4] == b"\x89PNG"
+    with pytest.raises(ValueError, match="one non-zero length"):
+        widgets.snapshot_slider({"A": snaps, "B": snaps[:1]}, toys.ring().centers, grid)
