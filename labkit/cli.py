@@ -334,8 +334,9 @@ def _add_lsun_commands(sub) -> argparse._SubParsersAction:
 def _cmd_study(args: argparse.Namespace) -> int:
     import os
 
-    from labkit import study
+    from labkit import rundir, study
 
+    rundir.check_file(args.out, "--out")
     values = dict(study.QUICK) if args.quick or os.environ.get("LABKIT_QUICK") == "1" else {}
     for field in dataclasses.fields(study.StudyConfig):
         given = getattr(args, field.name, None)

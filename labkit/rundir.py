@@ -14,7 +14,7 @@ The contract:
 
 * :func:`check` refuses, with a :class:`RunDirError` naming the option (a ``ValueError``), an
   empty path, a path that is a file or lies inside one, and a folder that cannot be created.
-  It writes nothing.
+  It writes nothing. :func:`check_file` does the same for a command whose output is one file.
 * :func:`claim` creates the folder and takes an exclusive ``fcntl.flock`` on ``.lock`` (which
   holds the owner's PID). A second process on the same folder is refused at once, naming that
   PID. The operating system drops the lock when its process dies, however it dies, so a crashed
@@ -73,6 +73,22 @@ def check(path: str | os.PathLike, option: str = "--out") -> Path:
         raise RunDirError(f"{option} {text!r} cannot be created: {str(parent)!r} is not "
                           "writable; choose a folder you can write to")
     return folder
+
+
+def check_file(path: str | os.PathLike, option: str = "--out") -> Path:
+    """``path`` as a :class:`Path` if a results *file* can be written there; writes nothing.
+
+    For commands whose output is one file (``study``): refuses an empty path and a folder, and
+    checks the file's folder as :func:`check` does.
+    """
+    text = os.fspath(path)
+    if not text.strip():
+        raise RunDirError(f"{option} must name a file, got an empty path")
+    target = Path(text)
+    if target.is_dir():
+        raise RunDirError(f"{option} {text!r} is a folder; give the path of a file")
+    check(target.parent, option)
+    return target
 
 
 def _is_virtual(folder: Path) -> bool:
