@@ -1,21 +1,23 @@
 """Checkpoints that survive crashes: atomic writes, safe loading, and a config check on resume.
 
 A checkpoint is a plain dict of tensors and Python values. It is written to a temporary file in the
-same folder, flushed to disk and moved over the old one with ``os.replace`` (atomic on POSIX), so a
-process killed mid-write leaves the previous checkpoint intact. It is read back with
-``torch.load(weights_only=True)``, which executes no pickled code.
+same folder, flushed to disk and moved over the old one with ``os.replace`` (atomic on POSIX,
+:func:`labkit.rundir.atomic_path`), so a process killed mid-write leaves the previous checkpoint
+intact. It is read back with ``torch.load(weights_only=True)``, which executes no pickled code; a
+file that does not load that way is reported as damaged, never loaded another way.
 """
 
 from __future__ import annotations
 
 import os
 import random
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+
+from labkit.rundir import atomic_path
 
 FORMAT = 1
 
@@ -37,36 +39,39 @@ def save_atomic(state: dict[str, Any], path: str | os.PathLike) -> Path:
         The path written.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save({"format": FORMAT, **state}, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp:
+        torch.save({"format": FORMAT, **state}, tmp)
     return path
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that is damaged or not a labkit checkpoint (one line, naming it)."""
 
 
 def load(path: str | os.PathLike) -> dict[str, Any]:
     """Read a checkpoint written by :func:`save_atomic` (``weights_only=True``, on the CPU).
 
+    The file is only read, never moved or deleted, whatever its state.
+
     Raises
     ------
     FileNotFoundError
         If ``path`` does not exist.
-    ValueError
-        If the file is not a labkit checkpoint of a known format.
+    CheckpointError
+        (a ``ValueError``) if the file is empty, truncated, corrupt, holds anything but plain
+        tensors and containers, or is not a labkit checkpoint of a known format.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint: no file at {str(path)!r}")
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # noqa: BLE001 - torch raises many types here; none of their text helps
+        state = None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise ValueError(f"checkpoint: {str(path)!r} is not a labkit checkpoint of format {FORMAT}")
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} is damaged or not a labkit checkpoint (format {FORMAT}); "
+            "it was left as it is")
     return state
 
 

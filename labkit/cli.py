@@ -1,12 +1,15 @@
 """Command line of the lab: ``python -m labkit info``, ``toy ...`` and ``lsun ...``.
 
 ``toy`` trains a generator on a 2-D toy target by Algorithm 1 and writes into ``--out``:
-``config.json``, ``history.csv``, ``metrics.json``, ``samples.png`` and ``checkpoint.pt``.
+``config.json``, ``history.csv``, ``metrics.json``, ``samples.png`` and ``checkpoint.pt``, every
+file atomically, in a folder claimed through :mod:`labkit.rundir` (one run at a time, marked
+``INCOMPLETE`` until it finishes). Every failure is one line on stderr, never a traceback, with
+an exit status: 2 bad arguments or a folder that cannot be used, 3 divergence, 1 a write that
+failed (a full disk), 130 Ctrl-C.
 ``lsun download`` fetches an LSUN LMDB; ``lsun prepare`` decodes it once into a uint8 cache;
 ``lsun train`` trains the paper's DCGAN critic against a chosen generator on that cache through
 the same loop, data-parallel under ``torchrun``, and writes ``config.json``, ``history.csv``,
 ``metrics.json``, ``w_estimate.png``, ``samples/*.png`` and ``checkpoint.pt``.
-Argument errors are one line on stderr (exit status 2), never a traceback.
 """
 
 from __future__ import annotations
@@ -20,8 +23,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-EXIT_INTERRUPTED = 130
+EXIT_USAGE = 2
+EXIT_WRITE_FAILED = 1
 EXIT_DIVERGED = 3
+EXIT_INTERRUPTED = 130
 
 
 def info() -> dict[str, str]:
@@ -41,7 +46,8 @@ def info() -> dict[str, str]:
         "torch": torch.__version__,
         "POT": ot.__version__,
         "numpy": numpy.__version__,
-        "device": "cpu (default; pass device='cuda' or --device cuda to use a GPU)",
+        "device": ("cpu (default; pass device='cuda' or --device cuda to use the GPU)" if gpu
+                   else "cpu (this torch sees no GPU, so cpu is the only device)"),
         "gpu": f"yes: {torch.cuda.get_device_name(0)}" if gpu else "no",
     }
 
@@ -96,6 +102,11 @@ def _given_options(args: argparse.Namespace) -> dict[str, Any]:
             if getattr(args, f.name, None) is not None}
 
 
+def _flag(field: str) -> str:
+    """The command-line option that sets a :class:`~labkit.train.TrainConfig` field."""
+    return "--seeds" if field == "n_seeds" else "--" + field.replace("_", "-")
+
+
 def _config_from_args(args: argparse.Namespace, base: dict[str, Any]):
     """``base`` (defaults, or the saved config on resume) updated with the options given."""
     from labkit.train import TrainConfig
@@ -112,66 +123,112 @@ def _finite_or_none(value: Any) -> Any:
 
 
 def write_outputs(trainer, out: Path) -> dict[str, Any]:
-    """Write ``history.csv``, ``metrics.json`` and ``samples.png`` for a trainer into ``out``."""
+    """Write ``history.csv``, ``metrics.json`` and ``samples.png`` for a trainer into ``out``, each
+    atomically (an interruption leaves the previous version, never half a file)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     from labkit import plots
+    from labkit.rundir import atomic_path
 
-    trainer.history.to_csv(out / "history.csv")
+    with atomic_path(out / "history.csv") as tmp:
+        trainer.history.to_csv(tmp)
     per_seed = [{k: _finite_or_none(v) for k, v in row.items()}
                 for row in trainer.final_metrics()]
     metrics = {"iteration": trainer.iteration, "seeds": per_seed}
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    with atomic_path(out / "metrics.json") as tmp:
+        tmp.write_text(json.dumps(metrics, indent=2) + "\n")
     real, fakes = trainer.samples()
     fig = plots.toy_samples(
         real, {f"seed {s}": f for s, f in zip(trainer.seeds, fakes, strict=True)},
         getattr(trainer.target, "centers", None),
         title=f"{trainer.config.target}, {trainer.config.loss}, iteration {trainer.iteration}")
-    fig.savefig(out / "samples.png", dpi=100)
+    with atomic_path(out / "samples.png") as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
     plt.close(fig)
     return metrics
 
 
 def _cmd_toy(args: argparse.Namespace) -> int:
-    from labkit import checkpoint
-    from labkit.train import DivergenceError, TrainConfig, Trainer
+    """Train, or with ``--resume`` continue, a toy run in ``--out`` (see the module docstring)."""
+    from labkit import checkpoint, rundir
+    from labkit.train import TrainConfig, Trainer
 
-    out = Path(args.out)
+    out = rundir.check(args.out, "--out")
     ckpt = out / "checkpoint.pt"
     if args.resume:
-        base = checkpoint.load(ckpt)["config"]
-    elif ckpt.exists():
-        raise ValueError(f"--out {str(out)!r} already holds a run (checkpoint.pt); "
-                         "pass --resume to continue it or choose another --out")
+        if not ckpt.is_file():
+            raise ValueError(f"--resume: {str(out)!r} holds no checkpoint.pt to continue; "
+                             "leave out --resume to start a run there")
+        saved = checkpoint.load(ckpt)
+        if not {"config", "iteration"} <= saved.keys():
+            raise checkpoint.CheckpointError(f"checkpoint {str(ckpt)!r} is not a toy run's "
+                                             "checkpoint (no config or iteration)")
+        config = _config_from_args(args, saved["config"])
+        if config.iters <= saved["iteration"]:
+            raise ValueError(f"--iters {config.iters} is not beyond the run in {str(out)!r}, "
+                             f"which is at iteration {saved['iteration']}; pass --iters above "
+                             f"{saved['iteration']} to continue it")
+        trainer = Trainer.resume(ckpt, config, progress=not args.quiet)
     else:
-        base = dataclasses.asdict(TrainConfig())
-    config = _config_from_args(args, base)
-    out.mkdir(parents=True, exist_ok=True)
-    trainer = (Trainer.resume(ckpt, config, progress=not args.quiet) if args.resume
-               else Trainer(config, progress=not args.quiet))
-    (out / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+        config = _config_from_args(args, dataclasses.asdict(TrainConfig()))
+        trainer = Trainer(config, progress=not args.quiet)
+    with rundir.claim(out, "--out", fresh=not args.resume) as run:
+        try:
+            return _train(trainer, run, out)
+        except KeyboardInterrupt:  # a second Ctrl-C, or one while the outputs were written
+            print(_interrupted(trainer, out), file=sys.stderr)
+            return EXIT_INTERRUPTED
+        except OSError as err:
+            print(f"error: could not write in {str(out)!r}: {err.strerror or err}; make room; "
+                  f"{_kept(trainer, out)}", file=sys.stderr)
+            return EXIT_WRITE_FAILED
 
+
+def _train(trainer, run, out: Path) -> int:
+    """The run proper, inside its claimed folder: config, training, outputs, status."""
+    from labkit.train import DivergenceError
+
+    run.write_text("config.json", json.dumps(trainer.config.to_dict(), indent=2) + "\n")
     started = time.perf_counter()
     try:
         trainer.run()
     except DivergenceError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {err}; --resume keeps the run's settings, so start a new run (another "
+              "--out) with a smaller --lr or a tighter constraint (--clip, --constraint gp)",
+              file=sys.stderr)
         return EXIT_DIVERGED
     seconds = time.perf_counter() - started
+    if trainer.progress and not any(e["iteration"] == trainer.iteration
+                                    for e in trainer.history.evals):
+        print(f"evaluating iteration {trainer.iteration} for metrics.json (exact W1 on "
+              f"{trainer.config.eval_samples} points, {len(trainer.seeds)} seed(s))", flush=True)
     metrics = write_outputs(trainer, out)
     if trainer.interrupted:
-        print(f"interrupted at iteration {trainer.iteration}; checkpoint saved to {ckpt}; "
-              f"continue with: python -m labkit toy --out {out} --resume", file=sys.stderr)
+        print(_interrupted(trainer, out), file=sys.stderr)
         return EXIT_INTERRUPTED
+    run.finish()
     for row in metrics["seeds"]:
         summary = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
                             for k, v in row.items() if k != "iteration")
         print(f"iteration {metrics['iteration']}: {summary}")
     print(f"wrote {out}/ in {seconds:.1f} s")
     return 0
+
+
+def _kept(trainer, out: Path) -> str:
+    """What a stopped run leaves on disk and how to go on from there, in words."""
+    if trainer.saved_iteration is None:
+        return "no checkpoint was saved yet, so start again with the same command"
+    return (f"checkpoint of iteration {trainer.saved_iteration} in {trainer.config.checkpoint}; "
+            f"continue with: python -m labkit toy --out {out} --resume")
+
+
+def _interrupted(trainer, out: Path) -> str:
+    """The one line a Ctrl-C prints: where the run stopped, what was saved, how to go on."""
+    return f"interrupted at iteration {trainer.iteration}; {_kept(trainer, out)}"
 
 
 # ------------------------------------------------------------------------------ lsun train
@@ -302,8 +359,9 @@ def _add_lsun_train(lsun: argparse._SubParsersAction) -> None:
 
 # ------------------------------------------------------------------------------------ lsun
 def _cmd_lsun_download(args: argparse.Namespace) -> int:
-    from labkit import lsun
+    from labkit import lsun, rundir
 
+    rundir.check(args.out, "--out")
     try:
         path = lsun.download(args.category, args.out, url=args.url, set_name=args.set,
                              progress=not args.quiet)
@@ -316,8 +374,9 @@ def _cmd_lsun_download(args: argparse.Namespace) -> int:
 
 
 def _cmd_lsun_prepare(args: argparse.Namespace) -> int:
-    from labkit import images
+    from labkit import images, rundir
 
+    rundir.check(args.out, "--out")
     started = time.perf_counter()
     try:
         cache = images.prepare(args.src, args.out, size=args.size, workers=args.workers,
@@ -409,8 +468,9 @@ def _add_lsun_commands(sub) -> argparse._SubParsersAction:
 def _cmd_study(args: argparse.Namespace) -> int:
     import os
 
-    from labkit import study
+    from labkit import rundir, study
 
+    rundir.check_file(args.out, "--out")
     values = dict(study.QUICK) if args.quick or os.environ.get("LABKIT_QUICK") == "1" else {}
     for field in dataclasses.fields(study.StudyConfig):
         given = getattr(args, field.name, None)
@@ -467,7 +527,7 @@ def build_parser() -> argparse.ArgumentParser:
     from labkit.train import IMAGE_FIELDS
 
     parser = _Parser(prog="python -m labkit", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
     p_info = sub.add_parser("info", help="print versions and the device in use")
     p_info.set_defaults(func=_cmd_info)
 
@@ -485,16 +545,34 @@ def build_parser() -> argparse.ArgumentParser:
     p_toy.set_defaults(func=_cmd_toy)
     _add_lsun_train(_add_lsun_commands(sub))
     _add_study_parser(sub)
+    parser.set_defaults(commands=", ".join(sub.choices))
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the command line; return the exit status (errors are one line on stderr)."""
+    from labkit._checks import BadValue
+    from labkit.train import TrainConfig
+
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command is None:
+        parser.error(f"choose a command: {args.commands} "
+                     "(python -m labkit COMMAND -h for its options)")
     if getattr(args, "seeds", None) is not None and args.seed is not None:
         parser.error("give either --seed or --seeds, not both")
     try:
         return args.func(args)
+    except BadValue as err:
+        fields = {f.name for f in dataclasses.fields(TrainConfig)}
+        print(f"error: {err.render(_flag(err.name)) if err.name in fields else err}",
+              file=sys.stderr)
     except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
-        return 2
+    except OSError as err:  # e.g. a full disk while the run folder was being set up
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_WRITE_FAILED
+    except KeyboardInterrupt:
+        print("interrupted before the run started; nothing was written", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return EXIT_USAGE

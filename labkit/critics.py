@@ -12,7 +12,6 @@ critic's whole budget (n_critic x generator iterations, in Algorithm 1's terms).
 from __future__ import annotations
 
 import math
-import numbers
 import time
 from dataclasses import dataclass, field
 
@@ -20,8 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from labkit import metrics, objectives, ot
-from labkit._checks import finite_real
+from labkit import _checks, metrics, objectives, ot
 from labkit.models import MLPCritic
 
 __all__ = [
@@ -39,19 +37,6 @@ __all__ = [
 
 #: Losses a critic is trained with here: the WGAN critic and the minimax GAN discriminator.
 LOSSES = ("wgan", "gan")
-
-
-def _integer(name: str, value, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-    return int(value)
-
-
-def _positive(name: str, value) -> float:
-    number = finite_real(name, value)
-    if number <= 0:
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-    return number
 
 
 @dataclass(frozen=True)
@@ -101,17 +86,17 @@ class CriticConfig:
         if self.constraint not in objectives.CONSTRAINTS:
             raise ValueError(
                 f"constraint must be one of {objectives.CONSTRAINTS}, got {self.constraint!r}")
-        object.__setattr__(self, "clip", _positive("clip", self.clip))
-        lam = finite_real("gp_lambda", self.gp_lambda)
+        object.__setattr__(self, "clip", _checks.finite_real("clip", self.clip, above=0))
+        lam = _checks.finite_real("gp_lambda", self.gp_lambda)
         if lam < 0:
             raise ValueError(f"gp_lambda must be a finite number >= 0, got {self.gp_lambda!r}")
-        _integer("hidden", self.hidden, 1)
-        _integer("depth", self.depth, 1)
-        _integer("steps", self.steps, 0)
-        _integer("seed", self.seed, 0)
-        object.__setattr__(self, "lr", _positive("lr", self.lr))
+        _checks.integer("hidden", self.hidden, minimum=1)
+        _checks.integer("depth", self.depth, minimum=1)
+        _checks.integer("steps", self.steps, minimum=0)
+        _checks.integer("seed", self.seed, minimum=0)
+        object.__setattr__(self, "lr", _checks.finite_real("lr", self.lr, above=0))
         betas = tuple(self.betas)
-        if len(betas) != 2 or not all(0 <= finite_real("betas", b) < 1 for b in betas):
+        if len(betas) != 2 or not all(0 <= _checks.finite_real("betas", b) < 1 for b in betas):
             raise ValueError(f"betas must be two numbers in [0, 1), got {self.betas!r}")
 
     def make_constraint(self) -> objectives.Constraint:
@@ -146,8 +131,8 @@ class CriticFit:
 
 
 def _points(name: str, x) -> torch.Tensor:
-    x = torch.as_tensor(x.detach() if isinstance(x, torch.Tensor) else np.asarray(x),
-                        dtype=torch.float32)
+    x = torch.as_tensor(_checks.float_array(name, x.detach() if isinstance(x, torch.Tensor)
+                                            else x), dtype=torch.float32)
     if x.ndim != 2 or x.shape[0] == 0 or x.shape[1] == 0:
         raise ValueError(f"{name} must have shape (n, d) with n, d >= 1, got {tuple(x.shape)}")
     if not torch.isfinite(x).all():
@@ -332,7 +317,7 @@ def train_critic(real, fake, config: CriticConfig | None = None, *,
     config = CriticConfig() if config is None else config
     if not isinstance(config, CriticConfig):
         raise ValueError(f"config must be a CriticConfig, got {type(config).__name__}")
-    record_every = _integer("record_every", record_every, 0)
+    record_every = _checks.integer("record_every", record_every, minimum=0)
     real, fake = _pair(real, fake)
     rng = torch.Generator().manual_seed(config.seed)
     constraint = config.make_constraint()

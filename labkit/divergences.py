@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.integrate import trapezoid
 
+from labkit import _checks
+
 __all__ = ["example1", "js", "kl", "tv"]
 
 
@@ -38,9 +40,9 @@ def example1(theta) -> dict:
     >>> example1([0.0, -2.0])["W"].tolist()
     [0.0, 2.0]
     """
-    t = np.asarray(theta, dtype=np.float64)
+    t = _checks.float_array("theta", theta)
     if not np.isfinite(t).all():
-        raise ValueError(f"theta must be finite, got {theta!r}")
+        raise ValueError(f"theta must be finite, got {_checks.brief(theta)}")
     apart = t != 0
     out = {
         "W": np.abs(t),
@@ -55,7 +57,7 @@ def example1(theta) -> dict:
 
 def _check_densities(p, q, x) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Validate densities p, q sampled on a strictly increasing 1-D grid x; return float arrays."""
-    x = np.asarray(x, dtype=np.float64)
+    x = _checks.float_array("x", x)
     if x.ndim != 1 or x.size < 2:
         raise ValueError(f"x must be a 1-D grid of at least 2 points, got shape {x.shape}")
     if not np.isfinite(x).all():
@@ -64,7 +66,7 @@ def _check_densities(p, q, x) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         raise ValueError("x must be strictly increasing")
     out = []
     for name, f in (("p", p), ("q", q)):
-        f = np.asarray(f, dtype=np.float64)
+        f = _checks.float_array(name, f)
         if f.shape != x.shape:
             raise ValueError(f"{name} must have the shape of x {x.shape}, got {f.shape}")
         if not np.isfinite(f).all():

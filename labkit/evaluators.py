@@ -55,6 +55,7 @@ class ToyEvaluator:
     def __init__(self, target, loss: str, streams: list[torch.Generator], n: int, nz: int,
                  stack) -> None:
         self.target, self.loss, self.ensemble = target, loss, len(streams) > 1
+        self.busy = f"exact W1 on {n} points"  # what the progress bar says while evaluating
         self.real = stack([target.sample(n, generator=g) for g in streams])
         self.z = stack([torch.randn(n, nz, generator=g) for g in streams])
 
@@ -110,6 +111,7 @@ class ImageEvaluator:
                  batch_size: int, seed: int) -> None:
         device = heldout.device
         self.real, self.loss, self.batch_size, self.seed = heldout, loss, batch_size, seed
+        self.busy = f"SWD on {len(heldout)} images"  # what the progress bar says meanwhile
         self.grid_z = torch.randn(GRID_SIZE, nz, generator=stream).to(device)
         self.z = torch.randn(len(heldout), nz, generator=stream).to(device)
         self.grid: torch.Tensor | None = None

@@ -10,7 +10,6 @@ generated images (Karras et al. 2018, Progressive GAN, Section 5).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -18,7 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from labkit import ot
+from labkit import _checks, ot
 
 Critic = Callable[[torch.Tensor], torch.Tensor]
 
@@ -61,19 +60,11 @@ class ModeCoverage:
 def _as_float64_matrix(name: str, value: np.ndarray | torch.Tensor) -> np.ndarray:
     """``value`` as a float64 numpy array of shape (n, d) with n >= 1, d >= 1."""
     if isinstance(value, torch.Tensor):
-        value = value.detach().cpu().numpy()
-    array = np.asarray(value, dtype=np.float64)
+        value = value.detach()
+    array = _checks.float_array(name, value)
     if array.ndim != 2 or array.shape[0] == 0 or array.shape[1] == 0:
         raise ValueError(f"{name} must be a non-empty 2-D array (n, d); got shape {array.shape}")
     return array
-
-
-def _positive(name: str, value: float) -> float:
-    """``value`` as a finite float > 0, else ValueError."""
-    number = float(value)
-    if not (math.isfinite(number) and number > 0):
-        raise ValueError(f"{name} must be a finite number > 0; got {value!r}")
-    return number
 
 
 def mode_coverage(
@@ -131,7 +122,8 @@ def mode_coverage(
         )
     if not np.all(np.isfinite(c)):
         raise ValueError("centers must be finite; got a nan or inf entry")
-    radius = _positive("threshold", threshold) * _positive("std", std)
+    radius = (_checks.finite_real("threshold", threshold, above=0)
+              * _checks.finite_real("std", std, above=0))
 
     # (N, K) Euclidean distances, one centre at a time so memory stays O(N d + N K).
     dist = np.stack([np.linalg.norm(x - centre, axis=1) for centre in c], axis=1)

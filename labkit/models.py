@@ -16,6 +16,8 @@ from torch import nn
 from torch.nn import init
 from torch.nn.utils import skip_init
 
+from labkit import _checks
+
 #: Convolution layers: the layers the authors' initialisation (and spectral normalisation) touch.
 CONV_LAYERS = (
     nn.Conv1d,
@@ -49,12 +51,6 @@ def count_parameters(module: nn.Module) -> int:
 
 
 # --------------------------------------------------------------------------- validation helpers
-
-
-def _positive_int(name: str, value: object, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}")
-    return value
 
 
 def _shape(name: str, shape: int | Sequence[int]) -> tuple[int, ...]:
@@ -104,8 +100,8 @@ def _seeded_linear(generator: torch.Generator | None) -> Callable[[int, int], nn
 
 
 def _check_mlp_sizes(hidden: int, depth: int) -> None:
-    _positive_int("hidden", hidden)
-    _positive_int("depth", depth, minimum=0)
+    _checks.integer("hidden", hidden, minimum=1)
+    _checks.integer("depth", depth, minimum=0)
 
 
 class MLPGenerator(nn.Module):
@@ -147,7 +143,7 @@ class MLPGenerator(nn.Module):
         generator: torch.Generator | None = None,
     ) -> None:
         super().__init__()
-        self.nz = _positive_int("nz", nz)
+        self.nz = _checks.integer("nz", nz, minimum=1)
         self.out_shape = _shape("out_shape", out_shape)
         _check_mlp_sizes(hidden, depth)
         self.hidden, self.depth = hidden, depth
@@ -202,7 +198,7 @@ def _member_generators(
 ) -> list[torch.Generator | None]:
     """One RNG per member: a count shares ``generator``; integer seeds give private generators."""
     if isinstance(seeds, int) and not isinstance(seeds, bool):
-        _positive_int("seeds", seeds)
+        _checks.integer("seeds", seeds, minimum=1)
         if generator is None or isinstance(generator, torch.Generator):
             return [generator] * seeds
         generators = list(generator)
@@ -255,8 +251,8 @@ class EnsembleLinear(nn.Module):
     ) -> None:
         super().__init__()
         generators = _member_generators(seeds, generator)
-        self.in_features = _positive_int("in_features", in_features)
-        self.out_features = _positive_int("out_features", out_features)
+        self.in_features = _checks.integer("in_features", in_features, minimum=1)
+        self.out_features = _checks.integer("out_features", out_features, minimum=1)
         n_members = len(generators)
         self.weight = nn.Parameter(torch.empty(n_members, in_features, out_features))
         self.bias = nn.Parameter(torch.empty(n_members, 1, out_features))
@@ -391,8 +387,8 @@ class EnsembleMLPGenerator(_EnsembleMLP):
         depth: int = 3,
         generator: torch.Generator | None = None,
     ) -> None:
-        _positive_int("nz", nz)
-        _positive_int("out_dim", out_dim)
+        _checks.integer("nz", nz, minimum=1)
+        _checks.integer("out_dim", out_dim, minimum=1)
         super().__init__(seeds, nz, out_dim, hidden, depth, generator)
         self.nz, self.out_dim = nz, out_dim
 
@@ -439,7 +435,7 @@ class EnsembleMLPCritic(_EnsembleMLP):
         depth: int = 3,
         generator: torch.Generator | None = None,
     ) -> None:
-        _positive_int("in_dim", in_dim)
+        _checks.integer("in_dim", in_dim, minimum=1)
         super().__init__(seeds, in_dim, 1, hidden, depth, generator)
         self.in_dim = in_dim
 
@@ -545,10 +541,10 @@ class DCGANGenerator(nn.Module):
     ) -> None:
         super().__init__()
         _check_isize(isize)
-        self.isize, self.nz = isize, _positive_int("nz", nz)
-        _positive_int("nc", nc)
-        _positive_int("ngf", ngf, minimum=2)
-        _positive_int("n_extra_layers", n_extra_layers, minimum=0)
+        self.isize, self.nz = isize, _checks.integer("nz", nz, minimum=1)
+        _checks.integer("nc", nc, minimum=1)
+        _checks.integer("ngf", ngf, minimum=2)
+        _checks.integer("n_extra_layers", n_extra_layers, minimum=0)
         channels = ngf // 2 * isize // 4
         layers = _block(
             _conv(nn.ConvTranspose2d, nz, channels, 4, 1, 0), channels, batchnorm, nn.ReLU()
@@ -617,9 +613,9 @@ class DCGANCritic(nn.Module):
         super().__init__()
         _check_isize(isize)
         self.isize = isize
-        _positive_int("nc", nc)
-        _positive_int("ndf", ndf)
-        _positive_int("n_extra_layers", n_extra_layers, minimum=0)
+        _checks.integer("nc", nc, minimum=1)
+        _checks.integer("ndf", ndf, minimum=1)
+        _checks.integer("n_extra_layers", n_extra_layers, minimum=0)
         layers = [_conv(nn.Conv2d, nc, ndf, 4, 2, 1), nn.LeakyReLU(0.2)]
         channels, size = ndf, isize // 2
         for _ in range(n_extra_layers):

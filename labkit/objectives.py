@@ -17,6 +17,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import spectral_norm
 
+from labkit import _checks
 from labkit.models import CONV_LAYERS, EnsembleLinear
 
 LOSSES = ("wgan", "gan", "gan-logd")
@@ -205,10 +206,8 @@ class WeightClipping(Constraint):
     timing: str = "after"
 
     def __post_init__(self) -> None:
-        if not (isinstance(self.clip, (int, float)) and math.isfinite(self.clip) and self.clip > 0):
-            raise ValueError(f"clip must be a finite number > 0; got {self.clip!r}")
-        if self.timing not in CLIP_TIMINGS:
-            raise ValueError(f"timing must be one of {CLIP_TIMINGS}; got {self.timing!r}")
+        self.clip = _checks.finite_real("clip", self.clip, above=0)
+        _checks.choice("timing", self.timing, CLIP_TIMINGS)
 
     def before_critic_step(self, critic: nn.Module) -> None:
         if self.timing == "before":
@@ -237,8 +236,7 @@ class GradientPenalty(Constraint):
     lam: float = 10.0
 
     def __post_init__(self) -> None:
-        if not (isinstance(self.lam, (int, float)) and math.isfinite(self.lam) and self.lam >= 0):
-            raise ValueError(f"lam must be a finite number >= 0; got {self.lam!r}")
+        self.lam = _checks.finite_real("lam", self.lam, at_least=0)
 
     def penalty(
         self,
@@ -370,11 +368,9 @@ class SpectralNorm(Constraint):
     seed: int = 0
 
     def __post_init__(self) -> None:
-        n = self.n_power_iterations
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ValueError(f"n_power_iterations must be an integer >= 1; got {n!r}")
-        if not (isinstance(self.eps, (int, float)) and self.eps > 0):
-            raise ValueError(f"eps must be a number > 0; got {self.eps!r}")
+        self.n_power_iterations = _checks.integer("n_power_iterations", self.n_power_iterations,
+                                                  minimum=1)
+        self.eps = _checks.finite_real("eps", self.eps, above=0)
 
     def prepare(self, critic: nn.Module) -> nn.Module:
         """Wrap each Linear / convolution / EnsembleLinear of ``critic`` in place (already

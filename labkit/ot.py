@@ -8,7 +8,6 @@ or torch tensors; when a torch input requires grad the result is a 0-d tensor th
 
 from __future__ import annotations
 
-import numbers
 import warnings
 from dataclasses import dataclass
 from functools import reduce
@@ -18,8 +17,11 @@ import ot as pot
 import torch
 from scipy.spatial.distance import cdist
 
+from labkit import _checks
+
 __all__ = [
     "DEFAULT_MAX_BYTES",
+    "exact_solver_bytes",
     "OptimalTransport",
     "optimal_transport",
     "sliced_w",
@@ -38,6 +40,18 @@ _BYTES_PER_PAIR = 48
 _WEIGHT_ATOL = 1e-6
 # POT's ot.emd2 result_code meaning "optimal".
 _OPTIMAL = 1
+
+
+def exact_solver_bytes(n: int, m: int) -> int:
+    """Peak memory in bytes of the exact solver (`w1`, `optimal_transport`) for n against m points.
+
+    About 48 n m: the (n, m) cost matrix and plan and the network simplex's arrays. Callers
+    compare it with their budget before sampling anything.
+
+    >>> exact_solver_bytes(1000, 1000) / 2**20  # MiB
+    45.7763671875
+    """
+    return _BYTES_PER_PAIR * n * m
 
 
 @dataclass
@@ -70,19 +84,19 @@ def _prepare(x, y, a, b, *, one_d: bool) -> _Inputs:
         device = tensors[0].device
         dtype = reduce(torch.promote_types, [t.dtype for t in tensors if t.is_floating_point()])
 
-        def convert(v):
-            return torch.as_tensor(v, dtype=torch.float64, device=device)
+        def convert(v, name):
+            if isinstance(v, torch.Tensor):
+                return v.to(device, torch.float64)
+            return torch.as_tensor(_checks.float_array(name, v), device=device)
     else:
         dtype = None
 
-        def convert(v):
-            if isinstance(v, torch.Tensor):
-                v = v.detach().cpu().numpy()
-            return np.asarray(v, dtype=np.float64)
+        def convert(v, name):
+            return _checks.float_array(name, v)
 
     points = {}
     for name in ("x", "y"):
-        v = convert(named[name])
+        v = convert(named[name], name)
         if one_d and v.ndim == 1:
             v = v.reshape(-1, 1)
         if v.ndim != 2 or (one_d and v.shape[1] != 1):
@@ -101,9 +115,9 @@ def _prepare(x, y, a, b, *, one_d: bool) -> _Inputs:
     for name, pts in (("a", points["x"]), ("b", points["y"])):
         n = pts.shape[0]
         if named[name] is None:
-            w = convert(np.full(n, 1.0 / n))
+            w = convert(np.full(n, 1.0 / n), name)
         else:
-            w = convert(named[name])
+            w = convert(named[name], name)
             if tuple(w.shape) != (n,):
                 raise ValueError(
                     f"{name} must have shape ({n},) to match its {n} points, got {tuple(w.shape)}"
@@ -128,13 +142,9 @@ def _emd(inp: _Inputs, max_iter, max_bytes, return_matrix: bool):
     n, m = inp.x.shape[0], inp.y.shape[0]
     if max_iter is None:
         max_iter = max(100_000, n * m)
-    elif isinstance(max_iter, bool) or not isinstance(max_iter, numbers.Integral) or max_iter < 1:
-        raise ValueError(f"max_iter must be a positive integer or None, got {max_iter!r}")
-    if isinstance(max_bytes, bool) or not isinstance(max_bytes, numbers.Real) or not (
-        max_bytes > 0
-    ):
-        raise ValueError(f"max_bytes must be a number > 0, got {max_bytes!r}")
-    need = _BYTES_PER_PAIR * n * m
+    max_iter = _checks.integer("max_iter", max_iter, minimum=1)
+    max_bytes = _checks.finite_real("max_bytes", max_bytes, above=0)
+    need = exact_solver_bytes(n, m)
     if need > max_bytes:
         raise ValueError(
             f"x and y have {n} and {m} points: the exact solver needs about "
@@ -377,13 +387,12 @@ def sliced_w(x, y, n_projections: int = 128, seed: int | None = 0, a=None, b=Non
     inp = _prepare(x, y, a, b, one_d=False)
     d = inp.x.shape[1]
     if directions is None:
-        if isinstance(n_projections, bool) or not isinstance(n_projections, numbers.Integral) or (
-            n_projections < 1
-        ):
-            raise ValueError(f"n_projections must be a positive integer, got {n_projections!r}")
-        u = np.random.default_rng(seed).standard_normal((int(n_projections), d))
+        n_projections = _checks.integer("n_projections", n_projections, minimum=1)
+        if seed is not None:
+            seed = _checks.integer("seed", seed, minimum=0)
+        u = np.random.default_rng(seed).standard_normal((n_projections, d))
     else:
-        u = np.asarray(_detach(directions), dtype=np.float64)
+        u = _checks.float_array("directions", _detach(directions))
         if u.ndim != 2 or u.shape[0] < 1 or u.shape[1] != d:
             raise ValueError(f"directions must have shape (L, {d}), got {u.shape}")
         if not np.isfinite(u).all():

@@ -21,7 +21,7 @@ import scipy.ndimage
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from labkit._checks import finite_real
+from labkit import _checks
 
 __all__ = [
     "ClipExplorerView",
@@ -81,7 +81,7 @@ def example1_setup(theta: float, real=None, fake=None, *, matching: bool = False
     -------
     matplotlib.figure.Figure
     """
-    theta = finite_real("theta", theta)
+    theta = _checks.finite_real("theta", theta)
     real, fake = _as_points("real", real), _as_points("fake", fake)
     if matching and (real is None or fake is None or len(real) != len(fake)):
         raise ValueError("matching=True needs real and fake samples of the same length")
@@ -362,7 +362,7 @@ class Example1View:
         values : dict of str to float
             Current value of every curve (+inf goes to the line drawn for it).
         """
-        theta = finite_real("theta", theta)
+        theta = _checks.finite_real("theta", theta)
         real, fake = _as_points("real", real), _as_points("fake", fake)
         self._segment.set_data([theta, theta], [0, 1])
         self._real.set_offsets(real)

@@ -9,11 +9,12 @@ Every sampler returns a float32 torch tensor of shape (n, d) by default and take
 from __future__ import annotations
 
 import math
-import numbers
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+
+from labkit import _checks
 
 __all__ = [
     "Figure2Pair",
@@ -31,26 +32,8 @@ __all__ = [
 
 
 def _check_n(n) -> int:
-    """Return ``n`` as an int if it is a positive integer, else raise ValueError."""
-    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
-        raise ValueError(f"n must be a positive integer, got {n!r}")
-    return int(n)
-
-
-def _check_positive(name: str, value) -> float:
-    """Return ``value`` as a float if it is a finite number > 0, else raise ValueError."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (
-        math.isfinite(value) and value > 0
-    ):
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-    return float(value)
-
-
-def _check_count(name: str, value) -> int:
-    """Return ``value`` as an int if it is an integer >= 1, else raise ValueError."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-    return int(value)
+    """The sample count ``n``: an integer >= 1."""
+    return _checks.integer("n", n, minimum=1)
 
 
 def parallel_lines(theta, n: int, generator: torch.Generator | None = None,
@@ -85,9 +68,12 @@ def parallel_lines(theta, n: int, generator: torch.Generator | None = None,
     (torch.Size([3, 2]), [0.5, 0.5, 0.5])
     """
     n = _check_n(n)
-    theta = torch.as_tensor(theta, dtype=dtype)
-    if theta.ndim != 0 or not torch.isfinite(theta):
-        raise ValueError(f"theta must be a finite scalar, got {theta!r}")
+    if isinstance(theta, torch.Tensor):  # kept as a tensor so that a gradient flows through it
+        if theta.ndim != 0 or not theta.is_floating_point() or not torch.isfinite(theta):
+            raise _checks.BadValue("theta", theta, "a finite real scalar")
+        theta = theta.to(dtype)
+    else:
+        theta = torch.tensor(_checks.finite_real("theta", theta), dtype=dtype)
     z = torch.rand(n, generator=generator, dtype=dtype)
     return torch.stack([theta.expand(n), z], dim=1)
 
@@ -119,7 +105,7 @@ class GaussianMixture:
     """
 
     def __init__(self, centers, std: float):
-        centers = torch.as_tensor(np.asarray(centers, dtype=np.float64), dtype=torch.float32)
+        centers = torch.as_tensor(_checks.float_array("centers", centers), dtype=torch.float32)
         if centers.ndim != 2 or centers.shape[0] < 1 or centers.shape[1] < 1:
             raise ValueError(
                 f"centers must have shape (K, d) with K >= 1, got shape {tuple(centers.shape)}"
@@ -127,7 +113,7 @@ class GaussianMixture:
         if not torch.isfinite(centers).all():
             raise ValueError("centers must be finite, got NaN or inf")
         self.centers = centers
-        self.std = _check_positive("std", std)
+        self.std = _checks.finite_real("std", std, above=0)
         self.dim = int(centers.shape[1])
 
     def __repr__(self) -> str:
@@ -180,8 +166,8 @@ def ring(modes: int = 8, radius: float = 2.0, std: float = 0.02) -> GaussianMixt
     >>> ring(4, radius=1.0).centers.round().tolist()
     [[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0], [-0.0, -1.0]]
     """
-    modes = _check_count("modes", modes)
-    radius = _check_positive("radius", radius)
+    modes = _checks.integer("modes", modes, minimum=1)
+    radius = _checks.finite_real("radius", radius, above=0)
     angles = 2.0 * np.pi * np.arange(modes) / modes
     centers = radius * np.stack([np.cos(angles), np.sin(angles)], axis=1)
     return GaussianMixture(centers, std)
@@ -213,8 +199,8 @@ def grid(side: int = 5, spacing: float = 2.0, std: float = 0.05) -> GaussianMixt
     >>> grid(2, spacing=2.0).centers.tolist()
     [[-1.0, -1.0], [-1.0, 1.0], [1.0, -1.0], [1.0, 1.0]]
     """
-    side = _check_count("side", side)
-    spacing = _check_positive("spacing", spacing)
+    side = _checks.integer("side", side, minimum=1)
+    spacing = _checks.finite_real("spacing", spacing, above=0)
     coords = spacing * (np.arange(side) - (side - 1) / 2.0)
     u, v = np.meshgrid(coords, coords, indexing="ij")
     return GaussianMixture(np.stack([u.ravel(), v.ravel()], axis=1), std)
@@ -253,12 +239,8 @@ class SwissRoll:
     std = None
 
     def __init__(self, noise: float = 0.25, scale: float = 1.0 / 7.5):
-        if isinstance(noise, bool) or not isinstance(noise, numbers.Real) or not (
-            math.isfinite(noise) and noise >= 0
-        ):
-            raise ValueError(f"noise must be a finite number >= 0, got {noise!r}")
-        self.noise = float(noise)
-        self.scale = _check_positive("scale", scale)
+        self.noise = _checks.finite_real("noise", noise, at_least=0)
+        self.scale = _checks.finite_real("scale", scale, above=0)
 
     def __repr__(self) -> str:
         return f"SwissRoll(noise={self.noise}, scale={self.scale})"
@@ -331,8 +313,7 @@ def make_target(name: str, **kwargs):
     >>> make_target("ring", modes=4).centers.shape
     torch.Size([4, 2])
     """
-    if name not in _BUILDERS:
-        raise ValueError(f"name must be one of {list(TARGETS)}, got {name!r}")
+    _checks.choice("name", name, TARGETS)
     return _BUILDERS[name](**kwargs)
 
 
@@ -354,12 +335,8 @@ class Normal1D:
     dim = 1
 
     def __post_init__(self):
-        if isinstance(self.mean, bool) or not isinstance(self.mean, numbers.Real) or not (
-            math.isfinite(self.mean)
-        ):
-            raise ValueError(f"mean must be a finite number, got {self.mean!r}")
-        object.__setattr__(self, "mean", float(self.mean))
-        object.__setattr__(self, "std", _check_positive("std", self.std))
+        object.__setattr__(self, "mean", _checks.finite_real("mean", self.mean))
+        object.__setattr__(self, "std", _checks.finite_real("std", self.std, above=0))
 
     def pdf(self, x) -> np.ndarray:
         """Density exp(-(x - mean)^2 / (2 std^2)) / (std sqrt(2 pi)), elementwise on numpy x.
@@ -414,11 +391,8 @@ class Figure2Pair:
         >>> figure2_pair().grid(5).tolist()
         [-8.0, -4.0, 0.0, 4.0, 8.0]
         """
-        if isinstance(n_points, bool) or not isinstance(n_points, numbers.Integral) or (
-            n_points < 2
-        ):
-            raise ValueError(f"n_points must be an integer >= 2, got {n_points!r}")
-        return np.linspace(self.x_range[0], self.x_range[1], int(n_points))
+        n_points = _checks.integer("n_points", n_points, minimum=2)
+        return np.linspace(self.x_range[0], self.x_range[1], n_points)
 
 
 def figure2_pair(mu_real: float = -5.0, mu_fake: float = 5.0, std: float = 1.0,
@@ -449,7 +423,7 @@ def figure2_pair(mu_real: float = -5.0, mu_fake: float = 5.0, std: float = 1.0,
     >>> pair.real.mean, pair.fake.mean, pair.x_range
     (-5.0, 5.0, (-8.0, 8.0))
     """
-    bounds = np.asarray(x_range, dtype=np.float64)
+    bounds = _checks.float_array("x_range", x_range)
     if bounds.shape != (2,) or not np.isfinite(bounds).all() or bounds[0] >= bounds[1]:
         raise ValueError(
             f"x_range must be finite (x_min, x_max) with x_min < x_max, got {x_range!r}"

@@ -27,11 +27,10 @@ import contextlib
 import dataclasses
 import json
 import math
-import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,7 +39,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from labkit import checkpoint, distributed, objectives, toys
+from labkit import _checks, checkpoint, distributed, objectives, ot, toys
 from labkit.datasets import ImageDataset, iters_for_epochs
 from labkit.evaluators import ImageEvaluator, ToyEvaluator
 from labkit.images import check_image_size, open_cache
@@ -62,8 +61,12 @@ GENERATORS = ("dcgan", "dcgan-nobn", "mlp")
 #: Fields that only image runs read.
 IMAGE_FIELDS = ("data", "image_size", "generator", "ngf", "ndf", "critic_batchnorm")
 
-#: Fields a resumed run may change: how far to go, where/how often to save, how many threads.
-RESUMABLE_FIELDS = ("iters", "checkpoint", "checkpoint_every", "threads")
+#: Most seeds one ensemble run may train together.
+MAX_SEEDS = 256
+
+#: Fields a resumed run may change: how far to go, where/how often to save, how many threads,
+#: the memory budget of the exact solver.
+RESUMABLE_FIELDS = ("iters", "checkpoint", "checkpoint_every", "threads", "eval_max_gib")
 
 
 @dataclass
@@ -79,8 +82,9 @@ class TrainConfig:
     ``seed, seed+1, ..., seed+n_seeds-1``; more than one trains them together as an ensemble.
     ``eval_every`` evaluates at iterations 0, eval_every, 2*eval_every, ...: exact W1 (POT)
     between ``eval_samples`` generated and real points, the critic's estimate on the same points,
-    and for mixtures the mode coverage. ``threads`` sets torch's CPU threads for the run; 0 lets
-    :func:`choose_threads` pick by model size.
+    and for mixtures the mode coverage. The exact solver needs about ``48 * eval_samples**2``
+    bytes, which must fit ``eval_max_gib`` (checked here, before anything runs). ``threads``
+    sets torch's CPU threads for the run; 0 lets :func:`choose_threads` pick by model size.
 
     Image runs (``target="images"``) read the uint8 cache folder ``data`` of ``image_size``
     pixels, train the DCGAN critic (``ndf``, with BatchNorm unless ``critic_batchnorm=False``)
@@ -112,6 +116,7 @@ class TrainConfig:
     device: str = "cpu"
     eval_every: int = 500
     eval_samples: int = 2500
+    eval_max_gib: float = ot.DEFAULT_MAX_BYTES / 2**30
     checkpoint: str | None = None
     checkpoint_every: int = 1000
     threads: int = 0
@@ -123,46 +128,73 @@ class TrainConfig:
     critic_batchnorm: bool = True
 
     def __post_init__(self) -> None:
-        self.betas = tuple(float(b) for b in self.betas)
-        for name in ("checkpoint", "data"):  # paths are kept as strings (JSON, checkpoints)
-            if isinstance(getattr(self, name), os.PathLike):
-                setattr(self, name, os.fspath(getattr(self, name)))
         self.validate()
 
     def validate(self) -> None:
-        """Raise ``ValueError`` naming the first field outside its allowed range."""
-        _choice("loss", self.loss, objectives.LOSSES)
-        _choice("constraint", self.constraint, CONSTRAINTS)
-        _choice("clip_timing", self.clip_timing, ("after", "before"))
-        _choice("optimizer", self.optimizer, OPTIMIZERS)
-        _choice("target", self.target, TARGETS)
-        _choice("generator", self.generator, GENERATORS)
-        _check("threads", self.threads, isinstance(self.threads, int) and self.threads >= 0,
-               "an integer >= 0 (0: chosen by model size)")
-        for name in ("clip", "lr"):
-            _check(name, getattr(self, name), getattr(self, name) > 0, "> 0")
-        _check("gp_lambda", self.gp_lambda, self.gp_lambda >= 0, ">= 0")
-        _check("betas", self.betas, len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas),
-               "two numbers in [0, 1)")
-        for name in ("batch_size", "n_critic", "nz", "hidden", "depth", "n_seeds",
-                     "eval_every", "eval_samples", "checkpoint_every"):
-            value = getattr(self, name)
-            _check(name, value, isinstance(value, int) and value >= 1, "an integer >= 1")
-        _check("iters", self.iters, isinstance(self.iters, int) and self.iters >= 0,
-               "an integer >= 0")
-        _check("seed", self.seed, isinstance(self.seed, int) and self.seed >= 0, "an integer >= 0")
-        _check("device", self.device, self.device == "cpu" or self.device.startswith("cuda"),
-               "'cpu' or 'cuda[:k]'")
+        """Check every field and normalise it in place (numpy scalars become Python ones, betas a
+        tuple of floats); raise :class:`~labkit._checks.BadValue` (a ``ValueError``) naming the
+        first bad field, its value and what is allowed.
+
+        Bools are not integers, strings are not bools, ``nan``/``inf`` are refused, the device
+        must exist, and ``eval_samples`` must fit the exact solver's memory budget
+        ``eval_max_gib`` (its cost matrix and plan grow as ``eval_samples**2``).
+        """
+        for name, allowed in (("loss", objectives.LOSSES), ("constraint", CONSTRAINTS),
+                              ("clip_timing", ("after", "before")), ("optimizer", OPTIMIZERS),
+                              ("target", TARGETS), ("generator", GENERATORS)):
+            setattr(self, name, _checks.choice(name, getattr(self, name), allowed))
+        for name in ("clip", "lr", "eval_max_gib"):
+            setattr(self, name, _checks.finite_real(name, getattr(self, name), above=0))
+        self.gp_lambda = _checks.finite_real("gp_lambda", self.gp_lambda, at_least=0)
+        self.betas = _betas(self.betas)
+        for name in ("batch_size", "n_critic", "nz", "hidden", "depth", "eval_every",
+                     "eval_samples", "checkpoint_every", "ndf"):
+            setattr(self, name, _checks.integer(name, getattr(self, name), minimum=1))
+        for name in ("iters", "seed", "threads"):  # threads 0: chosen by model size
+            setattr(self, name, _checks.integer(name, getattr(self, name), minimum=0))
+        self.n_seeds = _checks.integer("n_seeds", self.n_seeds, minimum=1)
+        if self.n_seeds > MAX_SEEDS:
+            raise _checks.BadValue(
+                "n_seeds", self.n_seeds, f"at most {MAX_SEEDS}",
+                " (each seed is a whole model with its own optimizer state, evaluated on its own: "
+                "memory and time grow with the count); split the seeds over several runs")
+        self.ngf = _checks.integer("ngf", self.ngf, minimum=2)
+        for name in ("critic_warmup", "critic_batchnorm"):
+            setattr(self, name, _checks.boolean(name, getattr(self, name)))
+        self.device = _checks.device("device", self.device)
+        if self.checkpoint is not None and not isinstance(self.checkpoint, str | Path):
+            raise _checks.BadValue("checkpoint", self.checkpoint, "a path or None")
+        self.checkpoint = None if self.checkpoint is None else str(self.checkpoint)
+        if self.data is not None and not isinstance(self.data, str | Path):
+            raise _checks.BadValue("data", self.data, "a path or None")
+        self.data = None if self.data is None else str(self.data)
         if self.target == "images":
-            _check("data", self.data, self.data is not None, "the folder of an image cache "
-                   "(python -m labkit lsun prepare) when target='images'")
-            check_image_size(self.image_size, "image_size")
-            _check("ngf", self.ngf, isinstance(self.ngf, int) and self.ngf >= 2, "an integer >= 2")
-            _check("ndf", self.ndf, isinstance(self.ndf, int) and self.ndf >= 1, "an integer >= 1")
-            _check("n_seeds", self.n_seeds, self.n_seeds == 1, "1 for image runs")
-        else:
-            _check("generator", self.generator, self.generator == "mlp",
-                   "'mlp' for toy targets (the others need target='images')")
+            self._validate_images()
+            return
+        if self.generator != "mlp":
+            raise _checks.BadValue("generator", self.generator,
+                                   "'mlp' for toy targets (the others need target='images')")
+        need = ot.exact_solver_bytes(self.eval_samples, self.eval_samples) / 2**30
+        if need > self.eval_max_gib:
+            raise _checks.BadValue(
+                "eval_samples", self.eval_samples, "small enough for the exact W1 solver",
+                f": {self.eval_samples} x {self.eval_samples} points need about {need:.1f} GiB, "
+                f"more than the budget of {self.eval_max_gib:g} GiB (eval_max_gib, "
+                "--eval-max-gib on the command line); lower it, or raise the budget if the "
+                "memory is there")
+
+    def _validate_images(self) -> None:
+        """The fields only image runs read (the exact W1 solver is not used for images)."""
+        if self.data is None:
+            raise _checks.BadValue("data", self.data, "the folder of an image cache "
+                                   "(python -m labkit lsun prepare) when target='images'")
+        try:
+            self.image_size = check_image_size(self.image_size, "image_size")
+        except ValueError:
+            raise _checks.BadValue("image_size", self.image_size, "a power of two >= 16 (16, "
+                                   "32, 64, ...: what the DCGAN models build)") from None
+        if self.n_seeds != 1:
+            raise _checks.BadValue("n_seeds", self.n_seeds, "1 for image runs")
 
     def to_dict(self) -> dict[str, Any]:
         """The config as JSON-ready types (tuples become lists)."""
@@ -171,6 +203,8 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
         """Build a config from a dict; unknown keys raise ``ValueError`` listing the known ones."""
+        if not isinstance(values, Mapping):
+            raise _checks.BadValue("values", values, "a dict of TrainConfig fields")
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
@@ -178,15 +212,21 @@ class TrainConfig:
         return cls(**values)
 
 
-def _choice(name: str, value: Any, allowed: Iterable[str]) -> None:
-    allowed = tuple(allowed)
-    if value not in allowed:
-        raise ValueError(f"{name}={value!r} is not known; choose one of {', '.join(allowed)}")
-
-
-def _check(name: str, value: Any, ok: bool, allowed: str) -> None:
-    if not ok:
-        raise ValueError(f"{name}={value!r} is not allowed; it must be {allowed}")
+def _betas(value: Any) -> tuple[float, float]:
+    """Adam's (beta1, beta2): two finite numbers in [0, 1)."""
+    allowed = "two numbers in [0, 1)"
+    if isinstance(value, str | bytes) or not isinstance(value, Iterable):
+        raise _checks.BadValue("betas", value, allowed)
+    values = tuple(value)
+    if len(values) != 2:
+        raise _checks.BadValue("betas", value, allowed)
+    try:
+        betas = tuple(_checks.finite_real("betas", b, at_least=0) for b in values)
+    except _checks.BadValue:
+        raise _checks.BadValue("betas", value, allowed) from None
+    if not all(b < 1 for b in betas):
+        raise _checks.BadValue("betas", value, allowed)
+    return betas
 
 
 def critic_steps(config: TrainConfig, gen_iteration: int) -> int:
@@ -369,7 +409,17 @@ def build_optimizer(config: TrainConfig, params: Iterable[nn.Parameter]) -> torc
 
 
 class DivergenceError(RuntimeError):
-    """A loss or parameter became NaN or infinite; the last good checkpoint is kept."""
+    """A loss or parameter became NaN or infinite. The message says whether a checkpoint exists;
+    ``iteration`` is the first bad one and ``saved_iteration`` that of the last good checkpoint
+    (None if none was written)."""
+
+    def __init__(self, iteration: int, what: str, checkpoint: str | None,
+                 saved_iteration: int | None) -> None:
+        self.iteration, self.saved_iteration = iteration, saved_iteration
+        kept = ("no checkpoint was written before it" if saved_iteration is None else
+                f"the last good checkpoint, iteration {saved_iteration}, is kept at "
+                f"{checkpoint!r}")
+        super().__init__(f"diverged at iteration {iteration}: {what}; {kept}")
 
 
 class History:
@@ -488,6 +538,7 @@ class Trainer:
 
         self.rngs = [torch.Generator().manual_seed(member_seeds(s)[1]) for s in self.seeds]
         self.iteration = 0
+        self.saved_iteration: int | None = None  # iteration of the last checkpoint on disk
         self.elapsed = 0.0
         self.history = History()
         self.last_eval: list[dict[str, Any]] = []
@@ -571,8 +622,13 @@ class Trainer:
         """The evaluator's fixed real samples and one generated set per seed, on the CPU."""
         return self.evaluator.samples(self.generator)
 
-    def _record_eval(self) -> None:
+    def _record_eval(self, bar) -> None:
+        """Evaluate, record and report; the progress bar says so meanwhile (seconds per seed at
+        a few thousand points)."""
+        bar.set_description_str(self.evaluator.busy)
         self.last_eval = self.evaluate()
+        bar.set_description_str(_BAR_TITLE)
+        bar.set_postfix(self._postfix())
         for seed, row in zip(self.seeds, self.last_eval, strict=True):
             self.history.add_eval(self.iteration, seed, row)
         self._emit("eval")
@@ -603,18 +659,29 @@ class Trainer:
         """A trainer for ``config`` restored from the checkpoint at ``path``."""
         trainer = cls(config, **kwargs)
         trainer.load_state_dict(checkpoint.load(path))
+        trainer.saved_iteration = trainer.iteration
         return trainer
 
     def save(self) -> Path | None:
         """Write the checkpoint to ``config.checkpoint`` (atomically); refuse non-finite weights."""
         if self.config.checkpoint is None:
             return None
-        check_finite_parameters(self.iteration, self.generator, self.critic)
+        self._check_finite_parameters()
         if self.rank != 0:
             return None
         path = checkpoint.save_atomic(self.state_dict(), self.config.checkpoint)
+        self.saved_iteration = self.iteration
         self._emit("checkpoint")
         return path
+
+    def _check_finite_parameters(self) -> None:
+        for module in (self.generator, self.critic):
+            for name, p in module.named_parameters():
+                if not torch.isfinite(p).all():
+                    raise self._diverged(self.iteration, f"parameter {name!r} is not finite")
+
+    def _diverged(self, iteration: int, what: str) -> DivergenceError:
+        return DivergenceError(iteration, what, self.config.checkpoint, self.saved_iteration)
 
     def _emit(self, event: str) -> None:
         for callback in self.callbacks:
@@ -643,39 +710,45 @@ class Trainer:
     def run(self) -> History:
         """Train up to ``config.iters`` generator iterations (continuing a resumed run).
 
-        Ctrl-C (SIGINT) finishes the current iteration, saves a checkpoint and returns with
-        ``self.interrupted = True``. A NaN or inf raises :class:`DivergenceError` naming the
-        first bad iteration; the last checkpoint written stays the last good one.
+        Ctrl-C (SIGINT), also during the first evaluation, finishes the current step, saves a
+        checkpoint and returns with ``self.interrupted = True``; a second Ctrl-C raises
+        ``KeyboardInterrupt`` at once (an unfinished checkpoint write is then discarded). A run
+        with nothing to do (``iters`` reached) still saves, so that it can be resumed. A NaN or
+        inf raises :class:`DivergenceError` naming the first bad iteration; the last checkpoint
+        written stays the last good one.
         """
         cfg = self.config
         self.interrupted = False
         start = time.perf_counter() - self.elapsed
-        evaluating = self.rank == 0  # under data parallelism rank 0 evaluates for all
-        if self.iteration == 0 and not self.history.evals and evaluating:
-            self._record_eval()
         pending: list[torch.Tensor] = []
         times: list[float] = []
+        saved = False
         bar = _progress_bar(cfg.iters, self.iteration, self.progress)
-        stop = False
         with _sigint_flag() as interrupt, contextlib.closing(bar):
-            while self.iteration < cfg.iters and not stop:
+            evaluating = self.rank == 0  # under data parallelism rank 0 evaluates for all
+            if self.iteration == 0 and not self.history.evals and evaluating:
+                self._record_eval(bar)
+            stop = False  # Ctrl-C is looked at before each step (also after the first
+            # evaluation or a save) and after it; under data parallelism all ranks agree on it
+            while self.iteration < cfg.iters and not (stop := self._stop_requested(interrupt)):
                 pending.append(self.train_step())
                 self.iteration += 1
                 times.append(time.perf_counter() - start)
                 bar.update(1)
-                stop = self._stop_requested(interrupt)
                 eval_now = self.iteration % cfg.eval_every == 0 and evaluating
                 save_now = self.iteration % cfg.checkpoint_every == 0
-                end = self.iteration == cfg.iters or stop
+                end = self.iteration == cfg.iters or self._stop_requested(interrupt)
                 if eval_now or save_now or end or len(pending) == 100:
                     self._flush(pending, times)
                     if eval_now:
-                        self._record_eval()
-                        bar.set_postfix(self._postfix())
+                        self._record_eval(bar)
                     self.elapsed = time.perf_counter() - start
                     if save_now or end:
                         self.save()
-            self.interrupted = stop
+                        saved = True
+            if not saved:
+                self.save()
+            self.interrupted = stop or interrupt.is_set()
         self._emit("end")
         return self.history
 
@@ -689,11 +762,7 @@ class Trainer:
         first = self.iteration - len(pending) + 1
         bad = (~torch.isfinite(values)).flatten(1).any(1).nonzero()
         if len(bad):
-            at = first + int(bad[0])
-            raise DivergenceError(
-                f"diverged at iteration {at}: a loss or gradient norm is NaN or inf "
-                f"(try a smaller lr or a tighter constraint); "
-                f"last good checkpoint kept at {self.config.checkpoint!r}")
+            raise self._diverged(first + int(bad[0]), "a loss or gradient norm is NaN or inf")
         self.history.add_steps(first, self.seeds, values, times)
         pending.clear()
         times.clear()
@@ -719,16 +788,14 @@ class Trainer:
 
 
 def check_runtime(config: TrainConfig, world: int) -> None:
-    """Raise ``ValueError`` if ``config`` cannot run here: a CUDA device without a visible GPU,
-    or, with ``world`` > 1 processes, a toy run or a batch they cannot split evenly."""
-    if config.device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device={config.device!r} is not available: no GPU is visible")
+    """Raise :class:`~labkit._checks.BadValue` if ``world`` > 1 processes cannot run ``config``
+    data-parallel: a toy run, or a batch they cannot split evenly."""
     if world > 1 and config.target != "images":
-        raise ValueError(f"target={config.target!r} is not allowed with {world} processes; "
-                         "only image runs are data-parallel")
+        raise _checks.BadValue("target", config.target, f"'images' with {world} processes",
+                               " (only image runs are data-parallel)")
     if config.batch_size % world:
-        raise ValueError(f"batch_size={config.batch_size} is not allowed with {world} "
-                         f"processes; it must be divisible by {world}")
+        raise _checks.BadValue("batch_size", config.batch_size,
+                               f"divisible by the {world} processes")
 
 
 def grad_norm(module: nn.Module, ensemble: bool = False) -> torch.Tensor:
@@ -739,20 +806,14 @@ def grad_norm(module: nn.Module, ensemble: bool = False) -> torch.Tensor:
     return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
 
 
-def check_finite_parameters(iteration: int, *modules: nn.Module) -> None:
-    """Raise :class:`DivergenceError` naming the first non-finite parameter of ``modules``."""
-    for module in modules:
-        for name, p in module.named_parameters():
-            if not torch.isfinite(p).all():
-                raise DivergenceError(f"diverged by iteration {iteration}: parameter "
-                                      f"{name!r} is not finite; last good checkpoint kept")
+_BAR_TITLE = "generator iterations"
 
 
 def _progress_bar(total: int, initial: int, enabled: bool):
     from tqdm.auto import tqdm
 
     return tqdm(total=total, initial=initial, disable=not enabled, unit="it", dynamic_ncols=True,
-                desc="generator iterations")
+                desc=_BAR_TITLE)
 
 
 @contextlib.contextmanager
@@ -778,7 +839,6 @@ def _sigint_flag():
 __all__ = ["TrainConfig", "Trainer", "History", "DivergenceError", "critic_steps", "image_config",
            "build_models", "build_toy_models", "build_image_models", "build_target",
            "open_training_cache", "build_evaluator", "build_constraint", "build_optimizer",
-           "member_seeds", "grad_norm", "check_finite_parameters", "check_runtime",
-           "stack_members", "choose_threads", "DEFAULT_THREADS", "ONE_THREAD_BELOW", "OPTIMIZERS",
-           "CONSTRAINTS", "TARGETS", "GENERATORS", "IMAGE_FIELDS", "IMAGE_DEFAULTS",
-           "RESUMABLE_FIELDS"]
+           "member_seeds", "grad_norm", "check_runtime", "stack_members", "choose_threads",
+           "DEFAULT_THREADS", "ONE_THREAD_BELOW", "OPTIMIZERS", "CONSTRAINTS", "TARGETS",
+           "GENERATORS", "IMAGE_FIELDS", "IMAGE_DEFAULTS", "RESUMABLE_FIELDS", "MAX_SEEDS"]

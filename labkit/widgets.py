@@ -10,7 +10,6 @@ lazily so that ``import labkit.widgets`` does not load matplotlib.
 from __future__ import annotations
 
 import math
-import operator
 import time
 from collections.abc import Mapping
 from contextlib import contextmanager
@@ -20,8 +19,7 @@ import ipywidgets
 import numpy as np
 import torch
 
-from labkit import critics, divergences, ot, toys
-from labkit._checks import finite_real
+from labkit import _checks, critics, divergences, ot, toys
 
 __all__ = [
     "CLIP_KEYS",
@@ -53,20 +51,6 @@ THETA_RANGE = (-1.0, 1.0)
 N_RANGE = (10, 1000)
 
 
-def _check_int(name: str, value, low: int, high: int | None = None) -> int:
-    """Return ``value`` as an int in [low, high]; raise ValueError naming ``name`` otherwise."""
-    allowed = f"an integer >= {low}" if high is None else f"an integer in [{low}, {high}]"
-    if isinstance(value, bool):
-        raise ValueError(f"{name} must be {allowed}, got {value!r}")
-    try:
-        number = operator.index(value)
-    except TypeError:
-        raise ValueError(f"{name} must be {allowed}, got {value!r}") from None
-    if number < low or (high is not None and number > high):
-        raise ValueError(f"{name} must be {allowed}, got {value!r}")
-    return number
-
-
 def example1_samples(theta: float, n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """Samples of P0 and P_theta with *independent* z, as the explorer draws them.
 
@@ -89,9 +73,9 @@ def example1_samples(theta: float, n: int, seed: int = 0) -> tuple[torch.Tensor,
     real, fake : torch.Tensor, shape (n, 2), float32
         Rows (0, z) and (theta, z').
     """
-    theta = finite_real("theta", theta)
-    n = _check_int("n", n, 1)
-    seed = _check_int("seed", seed, 0)
+    theta = _checks.finite_real("theta", theta)
+    n = _checks.integer("n", n, minimum=1)
+    seed = _checks.integer("seed", seed, minimum=0)
     real = toys.parallel_lines(0.0, n, generator=torch.Generator().manual_seed(seed))
     fake = toys.parallel_lines(theta, n, generator=torch.Generator().manual_seed(seed + 1))
     return real, fake
@@ -206,11 +190,11 @@ def theta_explorer(theta: float = 0.5, n: int = 200, seed: int = 0) -> ipywidget
     """
     from labkit import plots
 
-    theta = finite_real("theta", theta)
+    theta = _checks.finite_real("theta", theta)
     if not THETA_RANGE[0] <= theta <= THETA_RANGE[1]:
         raise ValueError(f"theta must be in [{THETA_RANGE[0]:g}, {THETA_RANGE[1]:g}], got {theta}")
-    n = _check_int("n", n, *N_RANGE)
-    seed = _check_int("seed", seed, 0)
+    n = _checks.integer("n", n, *N_RANGE)
+    seed = _checks.integer("seed", seed, minimum=0)
 
     theta_slider = ipywidgets.FloatSlider(value=theta, min=THETA_RANGE[0], max=THETA_RANGE[1],
                                           step=0.01, description="theta", readout_format=".2f")
@@ -346,11 +330,11 @@ class ClipExplorerModel:
 
     def __init__(self, n: int = 256, hidden: int = 64, iters: int = 40, seed: int = 0,
                  grid: int = 48):
-        self.n = _check_int("n", n, 2)
-        self.hidden = _check_int("hidden", hidden, 1)
-        self.iters = _check_int("iters", iters, 1)
-        self.seed = _check_int("seed", seed, 0)
-        side = _check_int("grid", grid, 2)
+        self.n = _checks.integer("n", n, minimum=2)
+        self.hidden = _checks.integer("hidden", hidden, minimum=1)
+        self.iters = _checks.integer("iters", iters, minimum=1)
+        self.seed = _checks.integer("seed", seed, minimum=0)
+        side = _checks.integer("grid", grid, minimum=2)
         self.real = toys.ring().sample(self.n, generator=torch.Generator().manual_seed(seed))
         self.fake = 0.5 * torch.randn(self.n, 2, generator=torch.Generator().manual_seed(seed + 1))
         self.w1_exact = ot.w1(self.real.double(), self.fake.double())
@@ -365,11 +349,11 @@ class ClipExplorerModel:
     def key(c: float, n_critic: int, depth: int, constraint: str) -> tuple:
         """The validated cache key; c is rounded to 6 significant digits (a browser's 10^-1.5 and
         Python's agree there) and dropped for GP and SN."""
-        c = finite_real("c", c)
+        c = _checks.finite_real("c", c)
         if not CLIP_RANGE[0] <= c <= CLIP_RANGE[1]:
             raise ValueError(f"c must be in [{CLIP_RANGE[0]:g}, {CLIP_RANGE[1]:g}], got {c!r}")
-        n_critic = _check_int("n_critic", n_critic, *N_CRITIC_RANGE)
-        depth = _check_int("depth", depth, *DEPTH_RANGE)
+        n_critic = _checks.integer("n_critic", n_critic, *N_CRITIC_RANGE)
+        depth = _checks.integer("depth", depth, *DEPTH_RANGE)
         if constraint not in EXPLORER_CONSTRAINTS:
             raise ValueError(
                 f"constraint must be one of {EXPLORER_CONSTRAINTS}, got {constraint!r}")

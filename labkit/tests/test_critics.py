@@ -127,7 +127,7 @@ def test_training_is_deterministic_for_a_seed(constraint):
     [
         ({"clip": 0.0}, "clip must be a finite number > 0, got 0.0"),
         ({"clip": -1}, "clip must be"),
-        ({"clip": float("nan")}, "clip must be a finite real number"),
+        ({"clip": float("nan")}, "clip must be a finite number > 0, got nan"),
         ({"depth": 0}, "depth must be an integer >= 1, got 0"),
         ({"constraint": "weight-norm"}, "constraint must be one of"),
         ({"loss": "gan-logd"}, "loss must be one of"),

@@ -146,10 +146,10 @@ def test_result_is_frozen():
         ({"centers": np.zeros((0, 2))}, "centers must be a non-empty 2-D"),
         ({"samples": np.zeros((3, 3))}, "same dimension d"),
         ({"centers": np.array([[np.nan, 0.0]])}, "centers must be finite"),
-        ({"std": 0.0}, "std must be a finite number > 0; got 0.0"),
-        ({"std": -1.0}, "std must be a finite number > 0; got -1.0"),
+        ({"std": 0.0}, "std must be a finite number > 0, got 0.0"),
+        ({"std": -1.0}, "std must be a finite number > 0, got -1.0"),
         ({"std": float("nan")}, "std must be a finite number > 0"),
-        ({"threshold": 0}, "threshold must be a finite number > 0; got 0"),
+        ({"threshold": 0}, "threshold must be a finite number > 0, got 0"),
     ],
 )
 def test_mode_coverage_rejects_bad_input(kwargs, message):

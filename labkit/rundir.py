@@ -1,0 +1,208 @@
+"""Run folders: one run per folder at a time, nothing half-written, nothing stuck after a crash.
+
+Every command that writes a run into a folder (``toy``; later ``lsun train``, ``study``) goes
+through one entry point, :func:`claim`::
+
+    folder = rundir.check(args.out, "--out")  # first: refuses bad paths, writes nothing
+    ...                                       # then load and validate all that can fail
+    with rundir.claim(folder, "--out", fresh=not args.resume) as run:
+        run.write_text("config.json", ...)    # atomic
+        ...                                   # train; save through rundir.atomic_path
+        run.finish()                          # only when the run reached its end
+
+The contract:
+
+* :func:`check` refuses, with a :class:`RunDirError` naming the option (a ``ValueError``), an
+  empty path, a path that is a file or lies inside one, and a folder that cannot be created.
+  It writes nothing. :func:`check_file` does the same for a command whose output is one file.
+* :func:`claim` creates the folder and takes an exclusive ``fcntl.flock`` on ``.lock`` (which
+  holds the owner's PID). A second process on the same folder is refused at once, naming that
+  PID. The operating system drops the lock when its process dies, however it dies, so a crashed
+  or killed run never blocks a rerun; a clean exit also removes ``.lock``.
+* With ``fresh=True`` the folder must be new, empty, or a run that never saved a checkpoint
+  (left ``INCOMPLETE`` by a crash or an early Ctrl-C): a folder holding ``checkpoint.pt``, or
+  anything that is not a labkit run, is refused and left untouched.
+* Under the lock it deletes orphan temporary files (``.<name>.*.tmp``) that a process killed
+  during an atomic write left behind, and writes the marker ``INCOMPLETE``. The marker stays
+  until :meth:`Run.finish`: a folder that holds it is an interrupted, diverged or crashed run
+  (its ``checkpoint.pt``, if any, is the last good state; ``--resume`` continues it).
+* :func:`atomic_path` is the one way files are written: into a temporary file in the same
+  folder, flushed to disk, then renamed over the target, so a reader (or a crash) only ever sees
+  the old file or the new one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+MARKER = "INCOMPLETE"
+LOCK = ".lock"
+#: What a ``toy`` run writes: the default ``outputs`` of :func:`claim`.
+TOY_OUTPUTS = ("config.json", "history.csv", "metrics.json", "samples.png", "checkpoint.pt")
+
+
+class RunDirError(ValueError):
+    """A run folder that cannot be used; the message is one line naming the option."""
+
+
+def check(path: str | os.PathLike, option: str = "--out") -> Path:
+    """``path`` as a :class:`Path` if a run folder can live there; writes nothing.
+
+    Raises :class:`RunDirError` for an empty path, an existing file, a path below a file, and a
+    folder whose nearest existing parent is not a writable folder.
+    """
+    text = os.fspath(path)
+    if not text.strip():
+        raise RunDirError(f"{option} must name a folder, got an empty path")
+    folder = Path(text)
+    if folder.exists() and not folder.is_dir():
+        raise RunDirError(f"{option} {text!r} is a file, not a folder; choose a folder path")
+    parent = folder
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise RunDirError(f"{option} {text!r} lies inside the file {str(parent)!r}; "
+                          "choose a folder path")
+    if not os.access(parent, os.W_OK | os.X_OK) or _is_virtual(parent):
+        raise RunDirError(f"{option} {text!r} cannot be created: {str(parent)!r} is not "
+                          "writable; choose a folder you can write to")
+    return folder
+
+
+def check_file(path: str | os.PathLike, option: str = "--out") -> Path:
+    """``path`` as a :class:`Path` if a results *file* can be written there; writes nothing.
+
+    For commands whose output is one file (``study``): refuses an empty path and a folder, and
+    checks the file's folder as :func:`check` does.
+    """
+    text = os.fspath(path)
+    if not text.strip():
+        raise RunDirError(f"{option} must name a file, got an empty path")
+    target = Path(text)
+    if target.is_dir():
+        raise RunDirError(f"{option} {text!r} is a folder; give the path of a file")
+    check(target.parent, option)
+    return target
+
+
+def _is_virtual(folder: Path) -> bool:
+    """True for kernel file systems (/proc, /sys) where root may pass ``os.access`` but nothing
+    can be created."""
+    return os.path.realpath(folder).split(os.sep)[1:2] in (["proc"], ["sys"])
+
+
+class Run:
+    """A claimed run folder (see the module docstring); made by :func:`claim`."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def write_text(self, name: str, text: str) -> Path:
+        """Write ``text`` to ``name`` in the folder atomically."""
+        target = self.path / name
+        with atomic_path(target) as tmp:
+            tmp.write_text(text)
+        return target
+
+    def finish(self) -> None:
+        """Mark the run complete: remove ``INCOMPLETE``."""
+        (self.path / MARKER).unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def claim(folder: Path, option: str = "--out", fresh: bool = True,
+          outputs: Iterable[str] = TOY_OUTPUTS) -> Iterator[Run]:
+    """Lock ``folder`` for this process, clean it and mark it incomplete (module docstring).
+
+    ``outputs`` names the files the command writes (a command with other files passes its
+    own); with ``fresh``, a folder holding anything else, or a ``checkpoint.pt``, is refused.
+    Raises :class:`RunDirError` if another process holds the folder, or if ``fresh`` and the
+    folder already holds a run or other files. Nothing in the folder changes in either case.
+    """
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise RunDirError(f"{option} {str(folder)!r} cannot be created: "
+                          f"{err.strerror}") from None
+    fd = _lock(folder, option)
+    try:
+        if fresh:
+            _check_fresh(folder, option, {MARKER, LOCK, *outputs})
+        for orphan in folder.glob(".*.tmp"):
+            orphan.unlink(missing_ok=True)
+        (folder / MARKER).write_text(
+            "This run has not finished: it is running, or it was interrupted, diverged or "
+            "crashed. checkpoint.pt, if present, is its last good state.\n")
+        yield Run(folder)
+    finally:
+        (folder / LOCK).unlink(missing_ok=True)
+        os.close(fd)
+
+
+def _lock(folder: Path, option: str) -> int:
+    """Take the folder's lock and write our PID into it; return the open descriptor."""
+    path = folder / LOCK
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as err:
+            os.close(fd)
+            if err.errno not in (errno.EAGAIN, errno.EACCES):
+                raise
+            owner = path.read_text().strip() if path.exists() else "?"
+            raise RunDirError(f"{option} {str(folder)!r} is in use by another run (process "
+                              f"{owner or '?'}); wait for it to end or choose another "
+                              f"{option}") from None
+        # A releasing owner unlinks the file before unlocking: make sure ours is still the one.
+        try:
+            same = os.fstat(fd).st_ino == os.stat(path).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
+            return fd
+        os.close(fd)
+
+
+def _check_fresh(folder: Path, option: str, allowed: set[str]) -> None:
+    """Refuse a folder that holds a run with a checkpoint, or files labkit did not write."""
+    names = {p.name for p in folder.iterdir() if not (p.name.startswith(".")
+                                                     and p.name.endswith(".tmp"))}
+    if "checkpoint.pt" in names:
+        raise RunDirError(f"{option} {str(folder)!r} already holds a run (checkpoint.pt); "
+                          f"pass --resume to continue it or choose another {option}")
+    foreign = sorted(names - allowed)
+    if foreign or (names - {LOCK} and MARKER not in names):
+        shown = ", ".join(foreign[:3]) or ", ".join(sorted(names - {LOCK})[:3])
+        raise RunDirError(f"{option} {str(folder)!r} holds files that are not an unfinished "
+                          f"labkit run ({shown}); choose a new or empty folder")
+
+
+@contextlib.contextmanager
+def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``target``; when the block succeeds, flush it to disk and
+    rename it over ``target`` (atomic on POSIX). On any error, including Ctrl-C, the temporary
+    file is removed and ``target`` keeps its previous content. A process killed mid-write leaves
+    ``.<name>.*.tmp``, which the next :func:`claim` deletes.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
