@@ -246,19 +246,22 @@ def _grid_writer(out: Path):
 
 def write_image_outputs(trainer, out: Path) -> dict[str, Any]:
     """Write ``history.csv``, ``metrics.json`` and ``w_estimate.png`` of an image run into
-    ``out``; the figure's title names the data and the device."""
+    ``out``, each atomically; the figure's title names the data and the device."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     from labkit import plots
+    from labkit.rundir import atomic_path
 
-    trainer.history.to_csv(out / "history.csv")
+    with atomic_path(out / "history.csv") as tmp:
+        trainer.history.to_csv(tmp)
     (row,) = trainer.final_metrics()
     metrics = {"iteration": trainer.iteration,
                "seeds": [{k: _finite_or_none(v) for k, v in row.items()}]}
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    with atomic_path(out / "metrics.json") as tmp:
+        tmp.write_text(json.dumps(metrics, indent=2) + "\n")
     cfg, cols = trainer.config, trainer.history.as_dict()
     steps = [(i, w) for i, w in zip(cols["iteration"], cols["w_estimate"], strict=True)
              if w is not None]
@@ -269,25 +272,28 @@ def write_image_outputs(trainer, out: Path) -> dict[str, Any]:
         swd={cfg.generator: tuple(zip(*evals, strict=True))},
         title=f"data: {source} ({cfg.image_size}x{cfg.image_size}); device: {cfg.device} x "
               f"{trainer.world}")
-    fig.savefig(out / "w_estimate.png", dpi=100)
+    with atomic_path(out / "w_estimate.png") as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
     plt.close(fig)
     return metrics
 
 
+#: What ``lsun train`` writes into ``--out`` (a run folder of :mod:`labkit.rundir`).
+IMAGE_OUTPUTS = ("config.json", "history.csv", "metrics.json", "w_estimate.png", "samples",
+                 "checkpoint.pt")
+
+
 def _cmd_lsun_train(args: argparse.Namespace) -> int:
-    from labkit import checkpoint, distributed
+    from labkit import checkpoint, distributed, rundir
     from labkit.train import TrainConfig, image_config
 
-    out = Path(args.out)
+    out = rundir.check(args.out, "--out")
     ckpt = out / "checkpoint.pt"
     given = {**_given_options(args), "checkpoint": str(ckpt)}
     if args.data is not None:
         given["data"] = args.data
     if args.resume:
         config = TrainConfig.from_dict({**checkpoint.load(ckpt)["config"], **given})
-    elif ckpt.exists():
-        raise ValueError(f"--out {str(out)!r} already holds a run (checkpoint.pt); "
-                         "pass --resume to continue it or choose another --out")
     elif args.data is None:
         raise ValueError("--data is required: the folder of an image cache made by "
                          "`python -m labkit lsun prepare`")
@@ -295,38 +301,43 @@ def _cmd_lsun_train(args: argparse.Namespace) -> int:
         config = image_config(given.pop("data"), epochs=args.epochs, **given)
     rank, _ = distributed.init_from_env(config.device)
     try:
-        return _train_images(args, config, rank)
+        return _train_images(args, config, rank, out)
     finally:
         distributed.shutdown()
 
 
-def _train_images(args: argparse.Namespace, config, rank: int) -> int:
-    """Train ``config`` as rank ``rank`` and write the outputs (rank 0)."""
-    from labkit import plots
+def _train_images(args: argparse.Namespace, config, rank: int, out: Path) -> int:
+    """Train ``config`` as rank ``rank``; rank 0 claims ``out`` and writes the outputs."""
+    import contextlib
+
+    from labkit import plots, rundir
     from labkit.train import DivergenceError, Trainer
 
-    out = Path(args.out)
-    ckpt = out / "checkpoint.pt"
     kwargs = {"callbacks": [_grid_writer(out)] if rank == 0 else [],
               "progress": not args.quiet and rank == 0}
+    ckpt = out / "checkpoint.pt"
     trainer = Trainer.resume(ckpt, config, **kwargs) if args.resume else Trainer(config, **kwargs)
-    if rank == 0:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
-        plots.save_image_grid(trainer.samples()[0], out / "samples" / "real.png")
-    started = time.perf_counter()
-    try:
-        trainer.run()
-    except DivergenceError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return EXIT_DIVERGED
-    if rank != 0:
-        return EXIT_INTERRUPTED if trainer.interrupted else 0
-    metrics = write_image_outputs(trainer, out)
-    if trainer.interrupted:
-        print(f"interrupted at iteration {trainer.iteration}; checkpoint saved to {ckpt}; "
-              f"continue with: python -m labkit lsun train --out {out} --resume", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    claim = (rundir.claim(out, "--out", fresh=not args.resume, outputs=IMAGE_OUTPUTS)
+             if rank == 0 else contextlib.nullcontext())
+    with claim as run:
+        if rank == 0:
+            run.write_text("config.json", json.dumps(config.to_dict(), indent=2) + "\n")
+            plots.save_image_grid(trainer.samples()[0], out / "samples" / "real.png")
+        started = time.perf_counter()
+        try:
+            trainer.run()
+        except DivergenceError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return EXIT_DIVERGED
+        if rank != 0:
+            return EXIT_INTERRUPTED if trainer.interrupted else 0
+        metrics = write_image_outputs(trainer, out)
+        if trainer.interrupted:
+            print(f"interrupted at iteration {trainer.iteration}; checkpoint saved to {ckpt}; "
+                  f"continue with: python -m labkit lsun train --out {out} --resume",
+                  file=sys.stderr)
+            return EXIT_INTERRUPTED
+        run.finish()
     row = metrics["seeds"][0]
     print(f"iteration {trainer.iteration}: W estimate {row['w_estimate']:.4g}, "
           f"SWD x 1e3 {row['swd']:.4g}; wrote {out}/ in {time.perf_counter() - started:.1f} s")

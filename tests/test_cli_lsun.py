@@ -47,6 +47,10 @@ def test_train_writes_everything_and_resume_equals_one_go(cache, tmp_path, cli):
     assert stdout.startswith("iteration 4: W estimate ")
     assert {p.name for p in one_go.iterdir()} == {"config.json", "history.csv", "metrics.json",
                                                   "w_estimate.png", "samples", "checkpoint.pt"}
+    # a second run into the same folder is refused; the first finished (no INCOMPLETE marker)
+    status, _, err = cli("lsun", "train", "--data", cache.path, "--out", one_go, "--iters", 4,
+                         *TINY, check=False)
+    assert status == 2 and "already holds a run (checkpoint.pt); pass --resume" in err
     assert sorted(p.name for p in (one_go / "samples").iterdir()) == \
         ["iter_000000.png", "iter_000002.png", "iter_000004.png", "real.png"]
     assert (one_go / "samples" / "iter_000004.png").read_bytes()[:4] == b"\x89PNG"
@@ -118,6 +122,7 @@ def test_ctrl_c_saves_outputs_and_resume_continues(cache, tmp_path, cli):
     assert "interrupted at iteration" in stderr and "Traceback" not in stderr
     stopped = checkpoint.load(out / "checkpoint.pt")["iteration"]
     assert json.loads((out / "metrics.json").read_text())["iteration"] == stopped >= 2
-    assert (out / "w_estimate.png").exists()
+    assert (out / "w_estimate.png").exists() and (out / "INCOMPLETE").exists()
     cli("lsun", "train", "--out", out, "--resume", "--iters", stopped + 2, "--quiet")
     assert checkpoint.load(out / "checkpoint.pt")["iteration"] == stopped + 2
+    assert not (out / "INCOMPLETE").exists() and not (out / ".lock").exists()
