@@ -4,7 +4,9 @@ The authors' ``main.py`` reads LSUN through ``torchvision.datasets.LSUN`` (one `
 PIL decode, ``Scale``/``CenterCrop``/``ToTensor``/``Normalize``) in a ``DataLoader`` with 2 workers,
 and does it again every epoch. ``prepare`` decodes every record once into a uint8 cache. Both read
 the same generated LMDB of 256 px WebP records (like LSUN's) in this process; the reference is
-checked to give the same pixels as the cache. Run from the repository root::
+checked to give the same pixels as the cache. Besides images per second (wall clock), it prints
+images per CPU-second (this process and its workers), which depends less on other load on the
+machine. Run from the repository root::
 
     .venv/bin/python benchmarks/prepare.py            # about a minute on two idle cores
     .venv/bin/python benchmarks/prepare.py --quick    # smoke run
@@ -15,6 +17,7 @@ from __future__ import annotations
 import argparse
 import io
 import os
+import resource
 import shutil
 import statistics
 import tempfile
@@ -69,24 +72,33 @@ class AuthorsStyleLSUN(Dataset):
         return tensor.sub_(0.5).div_(0.5), 0  # Normalize
 
 
-def reference(path: Path, size: int, workers: int) -> tuple[float, int]:
-    """One epoch through the authors' loader (batch 64, shuffled): (seconds, images)."""
-    started = time.perf_counter()
+def cpu_seconds() -> float:
+    """CPU time (user + system) of this process and of its children that have ended."""
+    own, children = (resource.getrusage(who) for who in
+                     (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def reference(path: Path, size: int, workers: int) -> tuple[float, float, int]:
+    """One epoch through the authors' loader (batch 64, shuffled): (seconds, CPU s, images)."""
+    started, cpu = time.perf_counter(), cpu_seconds()
     loader = DataLoader(AuthorsStyleLSUN(path, size), batch_size=64, shuffle=True,
                         num_workers=workers)
     n = sum(len(batch) for batch, _ in loader)
-    return time.perf_counter() - started, n
+    del loader  # its workers end with the epoch (no persistent workers)
+    return time.perf_counter() - started, cpu_seconds() - cpu, n
 
 
-def labkit_prepare(path: Path, size: int, workers: int, scratch: Path) -> tuple[float, int]:
-    """``prepare`` into a fresh folder: (seconds, images); the cache is deleted afterwards."""
+def labkit_prepare(path: Path, size: int, workers: int,
+                   scratch: Path) -> tuple[float, float, int]:
+    """``prepare`` into a fresh folder: (seconds, CPU s, images); the cache is then deleted."""
     out = Path(tempfile.mkdtemp(dir=scratch))
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), cpu_seconds()
     cache = images.prepare(path, out / "cache", size=size, workers=workers, progress=False)
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, cpu_seconds() - cpu
     for name in (images.IMAGES_FILE, images.MANIFEST_FILE):
         (out / "cache" / name).unlink()
-    return seconds, cache.count
+    return seconds, cpu, cache.count
 
 
 def check_same_pixels(path: Path, size: int, scratch: Path) -> float:
@@ -134,26 +146,28 @@ def main() -> None:
     print(f"reference vs cache pixels, max |diff| in [-1, 1] units: "
           f"{check_same_pixels(path, args.size, scratch):.2g}")
 
-    runs: dict[str, list[float]] = {"reference": [], **{f"prepare w{w}": [] for w in args.workers}}
+    names = ["reference", *(f"prepare w{w}" for w in args.workers)]
+    rates: dict[str, list[float]] = {name: [] for name in names}
+    per_cpu: dict[str, list[float]] = {name: [] for name in names}
     for r in range(args.repeats):
-        order = list(runs)
-        order = order[r % len(order):] + order[:r % len(order)]  # rotate who goes first
-        for name in order:
+        for name in names[r % len(names):] + names[:r % len(names)]:  # rotate who goes first
             if name == "reference":
-                seconds, n = reference(path, args.size, args.ref_workers)
+                seconds, cpu, n = reference(path, args.size, args.ref_workers)
             else:
-                seconds, n = labkit_prepare(path, args.size, int(name[len("prepare w"):]),
-                                            scratch)
-            runs[name].append(n / seconds)
+                seconds, cpu, n = labkit_prepare(path, args.size,
+                                                 int(name[len("prepare w"):]), scratch)
+            rates[name].append(n / seconds)
+            per_cpu[name].append(n / cpu)
 
-    ref = statistics.median(runs["reference"])
-    print(f"\n{'reader':<34} {'images/s':>9} {'x reference':>12}   runs")
-    for name, rates in runs.items():
+    ref, ref_cpu = statistics.median(rates["reference"]), statistics.median(per_cpu["reference"])
+    print(f"\n{'reader':<34} {'images/s':>9} {'x ref':>6} {'img/CPU-s':>10} {'x ref':>6}   "
+          "runs (images/s)")
+    for name in names:
         label = (f"reference, {args.ref_workers} DataLoader workers" if name == "reference"
                  else f"labkit prepare, {name[len('prepare w'):]} worker(s)")
-        median = statistics.median(rates)
-        print(f"{label:<34} {median:9.0f} {median / ref:11.2f}x   "
-              + " ".join(f"{x:.0f}" for x in rates))
+        median, median_cpu = statistics.median(rates[name]), statistics.median(per_cpu[name])
+        print(f"{label:<34} {median:9.0f} {median / ref:5.2f}x {median_cpu:10.0f} "
+              f"{median_cpu / ref_cpu:5.2f}x   " + " ".join(f"{x:.0f}" for x in rates[name]))
     print(f"load average at the end: {os.getloadavg()[0]:.2f}")
     shutil.rmtree(scratch)
 

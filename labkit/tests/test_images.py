@@ -364,3 +364,27 @@ def test_ctrl_c_keeps_finished_chunks_and_the_same_command_continues(tmp_path, l
     assert lines[0].endswith("; 5 undecodable record(s) skipped")
     assert [line.split()[1].rstrip(":") for line in lines[1:]] == bad
     np.testing.assert_array_equal(images.open_cache(out).images, expected)
+
+
+def test_a_crash_between_the_rename_and_the_manifest_is_finished_without_decoding(
+        tmp_path, lmdb_source, monkeypatch):
+    write_manifest = images.write_manifest
+
+    class Crash(Exception):
+        pass
+
+    def crash(*args, **kwargs):
+        raise Crash
+
+    monkeypatch.setattr(images, "write_manifest", crash)
+    with pytest.raises(Crash):
+        images.prepare(lmdb_source, tmp_path / "c", size=16, limit=30, progress=False)
+    assert sorted(p.name for p in (tmp_path / "c").iterdir()) == ["images.npy",
+                                                                  "prepare-state.json"]
+    expected, bad = decode_all(lmdb_source, 16, limit=30)
+    monkeypatch.setattr(images, "write_manifest", write_manifest)
+    monkeypatch.setattr(images, "decode", crash)  # nothing is left to decode
+    cache = images.prepare(lmdb_source, tmp_path / "c", size=16, limit=30, progress=False)
+    np.testing.assert_array_equal(cache.images, expected)
+    assert [k for k, _ in cache.manifest["skipped"]] == bad
+    images.open_cache(cache.path, verify=True)

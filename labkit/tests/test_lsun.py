@@ -119,6 +119,11 @@ class Server:
                 body, start = server.payload, 0
                 if server.ranges and range_:
                     start = int(re.fullmatch(r"bytes=(\d+)-", range_).group(1))
+                    if start >= len(body):
+                        self.send_response(416)
+                        self.send_header("Content-Range", f"bytes */{len(body)}")
+                        self.end_headers()
+                        return
                     self.send_response(206)
                     self.send_header("Content-Range",
                                      f"bytes {start}-{len(body) - 1}/{len(body)}")
@@ -202,6 +207,15 @@ def test_an_interrupted_run_is_resumed_by_the_next_one(tmp_path, archive, serve)
     path = lsun.download("bedroom", tmp_path, url=server.url, progress=False)
     assert server.requests == [f"bytes={have}-"]
     assert lmdb_records(path) == records and not part.exists()
+
+
+def test_a_complete_part_file_is_not_fetched_again(tmp_path, archive, serve):
+    payload, records = archive
+    (tmp_path / "bedroom_train_lmdb.zip.part").write_bytes(payload)  # killed before unpacking
+    server = serve(payload)
+    path = lsun.download("bedroom", tmp_path, url=server.url, progress=False)
+    assert server.requests == [f"bytes={len(payload)}-"]  # answered 416: nothing left to send
+    assert lmdb_records(path) == records
 
 
 def test_a_server_without_range_restarts_from_zero(tmp_path, archive, serve):
