@@ -7,7 +7,7 @@ import torch
 
 from labkit.cli import build_parser
 from labkit.datasets import synthetic_images
-from labkit.fast import FastStep, use_fast
+from labkit.fast import DEVICE_HEADROOM, FastStep, choose_placement, use_fast
 from labkit.images import save_cache
 from labkit.train import TrainConfig, Trainer, critic_steps, image_config
 
@@ -135,6 +135,15 @@ def test_fast_is_chosen_by_one_option(cache):
     assert not use_fast(TrainConfig(target="images", data="x", device="cuda", fast=False))
     args = build_parser().parse_args(["lsun", "train", "--out", "x", "--no-fast"])
     assert args.fast is False
+
+
+def test_the_cache_goes_to_the_gpu_only_if_it_fits_beside_the_headroom(monkeypatch):
+    free = 10 << 30
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device: (free, 80 << 30))
+    gpu = torch.device("cuda")
+    assert choose_placement(free - DEVICE_HEADROOM, gpu) == "device"
+    assert choose_placement(free - DEVICE_HEADROOM + 1, gpu) == "host"
+    assert choose_placement(10**15, torch.device("cpu")) == "device"
 
 
 def test_bad_fast_settings_raise_one_line_errors(cache):
