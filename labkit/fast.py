@@ -107,7 +107,8 @@ class DeviceImages:
                                   device=device if placement == "device" else "cpu")
         for start in range(0, self.count, UPLOAD_CHUNK):  # never the whole memmap in RAM twice
             stop = min(start + UPLOAD_CHUNK, self.count)
-            self.pixels[start:stop].copy_(torch.from_numpy(np.array(dataset.cache.images[start:stop])))
+            chunk = np.array(dataset.cache.images[start:stop])
+            self.pixels[start:stop].copy_(torch.from_numpy(chunk))
         self.draw_device = self.pixels.device
         if self.pixels.device != device:  # pinned staging buffers, made at the first draw
             self._staging: list[torch.Tensor] = []
