@@ -85,7 +85,7 @@ def _add_config_options(parser: argparse.ArgumentParser, skip: set[str],
         default = defaults[f.name]
         flag = "--" + f.name.replace("_", "-")
         help_ = f"default {default!r}"
-        if isinstance(default, bool):
+        if isinstance(default, bool) or str(f.type).startswith("bool"):  # bool | None too
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None,
                                 help=help_)
         elif isinstance(default, tuple):

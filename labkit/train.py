@@ -42,6 +42,7 @@ from torch import nn
 from labkit import _checks, checkpoint, distributed, objectives, ot, toys
 from labkit.datasets import ImageDataset, iters_for_epochs
 from labkit.evaluators import ImageEvaluator, ToyEvaluator
+from labkit.fast import FastStep, check_fast_config, use_fast
 from labkit.images import check_image_size, open_cache
 from labkit.models import (
     DCGANCritic,
@@ -93,6 +94,10 @@ class TrainConfig:
     ``eval_samples`` images of the cache are held out: each evaluation computes the sliced
     Wasserstein distance between them and as many generated images, and a 64-image grid from
     fixed noise. :func:`image_config` fills in the authors' settings.
+
+    ``fast`` picks the fast path of :mod:`labkit.fast` (data on the device, fused updates, CUDA
+    graphs on a GPU; the same maths): None takes it for one-process image runs on CUDA under
+    clipping or no constraint, True also on the CPU (eagerly, for tests), False never.
     """
 
     loss: str = "wgan"
@@ -126,6 +131,7 @@ class TrainConfig:
     ngf: int = 64
     ndf: int = 64
     critic_batchnorm: bool = True
+    fast: bool | None = None
 
     def __post_init__(self) -> None:
         self.validate()
@@ -168,6 +174,8 @@ class TrainConfig:
         if self.data is not None and not isinstance(self.data, str | Path):
             raise _checks.BadValue("data", self.data, "a path or None")
         self.data = None if self.data is None else str(self.data)
+        self.fast = None if self.fast is None else _checks.boolean("fast", self.fast)
+        check_fast_config(self)
         if self.target == "images":
             self._validate_images()
             return
@@ -394,18 +402,23 @@ def build_constraint(config: TrainConfig) -> objectives.Constraint:
     return objectives.make_constraint(config.constraint, **kwargs)
 
 
-def build_optimizer(config: TrainConfig, params: Iterable[nn.Parameter]) -> torch.optim.Optimizer:
+def build_optimizer(config: TrainConfig, params: Iterable[nn.Parameter], fast: bool = False,
+                    capturable: bool = False) -> torch.optim.Optimizer:
     """RMSprop (paper), Adam with ``betas`` (WGAN-GP) or plain SGD, at ``config.lr``.
 
     PyTorch's default implementations are kept: on the CPU the multi-tensor (``foreach``) path
-    measured no faster inside the loop (benchmarks/README.md).
+    measured no faster inside the loop (benchmarks/README.md). ``fast`` (the fast path) asks
+    for the multi-tensor kernels: ``foreach`` for RMSprop, ``fused`` for Adam and SGD;
+    ``capturable`` keeps the optimizer's step counters on the device for CUDA graphs.
     """
     params = list(params)
     if config.optimizer == "rmsprop":
-        return torch.optim.RMSprop(params, lr=config.lr)
+        return torch.optim.RMSprop(params, lr=config.lr, foreach=fast or None,
+                                   capturable=capturable)
     if config.optimizer == "adam":
-        return torch.optim.Adam(params, lr=config.lr, betas=config.betas)
-    return torch.optim.SGD(params, lr=config.lr)
+        return torch.optim.Adam(params, lr=config.lr, betas=config.betas, fused=fast or None,
+                                capturable=capturable)
+    return torch.optim.SGD(params, lr=config.lr, fused=fast or None)
 
 
 class DivergenceError(RuntimeError):
@@ -530,8 +543,10 @@ class Trainer:
         generator, critic = build_models(config)
         self.generator = generator.to(self.device)
         self.critic = self.constraint.prepare(critic.to(self.device))
-        self.opt_generator = build_optimizer(config, self.generator.parameters())
-        self.opt_critic = build_optimizer(config, self.critic.parameters())
+        fast = use_fast(config, self.world)
+        graphs = fast and self.device.type == "cuda"
+        self.opt_generator = build_optimizer(config, self.generator.parameters(), fast, graphs)
+        self.opt_critic = build_optimizer(config, self.critic.parameters(), fast, graphs)
         # Real and fake batches go through the critic together unless BatchNorm would mix them.
         self.joint_critic_pass = not any(isinstance(m, nn.modules.batchnorm._BatchNorm)
                                          for m in self.critic.modules())
@@ -542,6 +557,11 @@ class Trainer:
         self.elapsed = 0.0
         self.history = History()
         self.last_eval: list[dict[str, Any]] = []
+        #: Context of every forward pass of the steps (bf16 autocast on the fast path).
+        self.forward_context: Callable[[], contextlib.AbstractContextManager] = \
+            contextlib.nullcontext
+        #: The fast path's generator iteration (:class:`labkit.fast.FastStep`), or None.
+        self.fast_step = FastStep(self, graphs=graphs) if fast else None
         self.evaluator = build_evaluator(config, self.target, self.device) if self.rank == 0 \
             else None
 
@@ -577,7 +597,18 @@ class Trainer:
         Returns the last step's critic loss ``E[f(fake)] - E[f(real)]``: shape () or (S,).
         """
         for real, fake in self._critic_batches(n_steps):
-            self.constraint.before_critic_step(self.critic)
+            loss_c = self.critic_step(real, fake)
+        return loss_c
+
+    def critic_step(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        """One critic step on a (real, fake) pair of batches, the constraint's hooks around it.
+
+        ``real`` and ``fake``: (m, *dim), or (S, m, *dim) for an ensemble. Returns the critic loss
+        ``E[f(fake)] - E[f(real)]`` of this step (before the update), shape () or (S,). Forward
+        passes run under ``self.forward_context()`` (bf16 autocast on the fast path).
+        """
+        self.constraint.before_critic_step(self.critic)
+        with self.forward_context():
             if self.joint_critic_pass:
                 batch_dim = 1 if self.ensemble else 0
                 f_real, f_fake = self.critic(torch.cat([real, fake], batch_dim)).split(
@@ -586,11 +617,11 @@ class Trainer:
                 f_real, f_fake = self.critic(real), self.critic(fake)
             loss_c = objectives.critic_loss(self.config.loss, f_real, f_fake)
             penalty = self.constraint.penalty(self.critic, real, fake, generator=self.rngs[0])
-            self.opt_critic.zero_grad(set_to_none=True)
-            (loss_c + penalty).sum().backward()
-            self._average_gradients(self.critic)
-            self.opt_critic.step()
-            self.constraint.after_critic_step(self.critic)
+        self.opt_critic.zero_grad(set_to_none=True)
+        (loss_c + penalty).sum().backward()
+        self._average_gradients(self.critic)
+        self.opt_critic.step()
+        self.constraint.after_critic_step(self.critic)
         return loss_c.detach()
 
     def generator_phase(self) -> torch.Tensor:
@@ -598,8 +629,14 @@ class Trainer:
 
         Returns the generator loss, shape () or (S,).
         """
-        fake = self.generator(self.sample_noise(self.config.batch_size))
-        loss_g = objectives.generator_loss(self.config.loss, self.critic(fake))
+        return self.generator_step(self.sample_noise(self.config.batch_size))
+
+    def generator_step(self, noise: torch.Tensor) -> torch.Tensor:
+        """One generator step from latent ``noise`` (m, nz) or (S, m, nz); returns the generator
+        loss, shape () or (S,). Only the generator's ``.grad`` are set."""
+        with self.forward_context():
+            loss_g = objectives.generator_loss(self.config.loss,
+                                               self.critic(self.generator(noise)))
         params = list(self.generator.parameters())
         grads = torch.autograd.grad(loss_g.sum(), params)
         for p, g in zip(params, grads, strict=True):
@@ -607,6 +644,17 @@ class Trainer:
         self._average_gradients(self.generator)
         self.opt_generator.step()
         return loss_g.detach()
+
+    def step_values(self, loss_c: torch.Tensor, loss_g: torch.Tensor) -> torch.Tensor:
+        """The values a generator iteration records, from its last critic loss and generator loss:
+        (W estimate, generator loss, critic and generator gradient norms), shape (4, S).
+
+        The critic's gradient is still the last critic step's: the generator step sets only the
+        generator's ``.grad``.
+        """
+        return torch.stack([objectives.distance_estimate(self.config.loss, loss_c), loss_g,
+                            grad_norm(self.critic, self.ensemble),
+                            grad_norm(self.generator, self.ensemble)]).reshape(4, -1)
 
     def _average_gradients(self, module: nn.Module) -> None:
         if self.world > 1:
@@ -652,6 +700,8 @@ class Trainer:
             getattr(self, key).load_state_dict(state[key])
         checkpoint.set_rng_state(state["rng"], self.rngs)
         self.iteration, self.elapsed = state["iteration"], state["elapsed"]
+        if self.fast_step is not None:
+            self.fast_step.reset()
         self.history.load_state_dict(state["history"])
 
     @classmethod
@@ -691,15 +741,15 @@ class Trainer:
     def train_step(self) -> torch.Tensor:
         """One generator iteration of Algorithm 1: (1) critic, then (2) generator.
 
+        On the fast path (``config.fast``) :attr:`fast_step` runs it with the same maths.
         Returns the step's values (W estimate, generator loss, critic and generator gradient
         norms), shape (4, S) with S = 1 for a single run.
         """
-        loss_c = self.critic_phase(critic_steps(self.config, self.iteration))
-        grad_norm_critic = grad_norm(self.critic, self.ensemble)
-        loss_g = self.generator_phase()
-        estimate = objectives.distance_estimate(self.config.loss, loss_c)
-        return torch.stack([estimate, loss_g, grad_norm_critic,
-                            grad_norm(self.generator, self.ensemble)]).reshape(4, -1)
+        n_steps = critic_steps(self.config, self.iteration)
+        if self.fast_step is not None:
+            return self.fast_step(n_steps)
+        loss_c = self.critic_phase(n_steps)
+        return self.step_values(loss_c, self.generator_phase())
 
     def _stop_requested(self, interrupt: threading.Event) -> bool:
         """Whether Ctrl-C was pressed (on any rank, so that all ranks stop together)."""
@@ -793,6 +843,9 @@ def check_runtime(config: TrainConfig, world: int) -> None:
     if world > 1 and config.target != "images":
         raise _checks.BadValue("target", config.target, f"'images' with {world} processes",
                                " (only image runs are data-parallel)")
+    if world > 1 and config.fast:
+        raise _checks.BadValue("fast", config.fast, f"False or None with {world} processes",
+                               " (the fast path runs in one process)")
     if config.batch_size % world:
         raise _checks.BadValue("batch_size", config.batch_size,
                                f"divisible by the {world} processes")

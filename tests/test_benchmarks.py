@@ -1,0 +1,43 @@
+"""The GPU benchmark's CPU smoke mode (``benchmarks/gpu_lsun.py --smoke``): every loop runs, and
+the JSON it writes holds consistent numbers."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from labkit.datasets import iters_for_epochs
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_lsun.py"
+
+
+@pytest.fixture(scope="module")
+def gpu_lsun():
+    spec = importlib.util.spec_from_file_location("gpu_lsun", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_gpu_benchmark_smoke_mode_runs_every_loop_on_the_cpu(gpu_lsun, tmp_path):
+    out = tmp_path / "smoke.json"
+    gpu_lsun.main(["--smoke", "--out", str(out), "--dir", str(tmp_path / "data")])
+    report = json.loads(out.read_text())
+    results = report["results"]
+    assert set(results) == {"a_reference_on_device", "a_reference_end_to_end", "b_labkit_plain",
+                            "c_fast_fp32"}  # bf16 skipped on the CPU, with a note
+    assert any("bf16" in note for note in report["notes"])
+    base = results["a_reference_on_device"]["it_per_s"]
+    for row in results.values():
+        assert row["it_per_s"] > 0 and row["peak_gpu_gib"] is None
+        assert row["vs_reference_on_device"] == pytest.approx(row["it_per_s"] / base)
+        assert row["tflop_per_s"] == pytest.approx(
+            report["gflop_per_iteration"] * row["it_per_s"] / 1e3)
+    assert results["a_reference_end_to_end"]["vs_reference_end_to_end"] == 1
+    assert report["prepare"]["images"] == 160 and report["prepare"]["images_per_s"] > 0
+    config = report["config"]
+    assert (config["image_size"], config["batch_size"], config["fast"]) == (16, 16, None)
+    assert report["projection"]["generator_iterations"] == iters_for_epochs(
+        3_033_042 - config["eval_samples"], 25, config["batch_size"], config["n_critic"])
+    assert all(goal["met"] is None for goal in report["goals"].values())  # smoke: not judged
