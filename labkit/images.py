@@ -21,7 +21,6 @@ import json
 import os
 import pickle
 import signal
-import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from io import BytesIO
@@ -30,6 +29,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
+
+from labkit import rundir
 
 if TYPE_CHECKING:
     import torch
@@ -84,16 +85,9 @@ def file_sha256(path: str | os.PathLike, chunk: int = 1 << 24) -> str:
 
 
 def _write_json_atomic(path: Path, value: Any) -> None:
-    """Write ``value`` as JSON to ``path`` through a temporary file and ``os.replace``."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(value, f, indent=2)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write ``value`` as JSON to ``path`` atomically (:func:`labkit.rundir.atomic_path`)."""
+    with rundir.atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(value, indent=2) + "\n")
 
 
 def write_manifest(path: str | os.PathLike, source: str,

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -21,7 +20,7 @@ import scipy.ndimage
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from labkit import _checks
+from labkit import _checks, rundir
 
 __all__ = [
     "ClipExplorerView",
@@ -839,15 +838,8 @@ def save_image_grid(images, path: str | os.PathLike, nrow: int = 8) -> Path:
     """Write :func:`image_grid` of ``images`` as a PNG at ``path``, atomically (temporary file
     and ``os.replace``, so a reader never sees half a picture)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            PIL.Image.fromarray(image_grid(images, nrow)).save(f, format="png")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with rundir.atomic_path(path) as tmp:
+        PIL.Image.fromarray(image_grid(images, nrow)).save(tmp, format="png")
     return path
 
 

@@ -15,7 +15,6 @@ import dataclasses
 import json
 import math
 import os
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -24,6 +23,8 @@ from typing import Any
 
 import numpy as np
 import torch
+
+from labkit import rundir
 
 FORMAT = 1
 TARGETS = ("ring", "grid")
@@ -378,19 +379,9 @@ def toys_target(name: str):
 
 
 def _write_atomic(data: dict, path: Path) -> None:
-    """Write ``data`` as JSON to ``path`` via a temporary file and ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, separators=(",", ":"))
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write ``data`` as JSON to ``path`` atomically (:func:`labkit.rundir.atomic_path`)."""
+    with rundir.atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, separators=(",", ":")) + "\n")
 
 
 def load_results(path: str | os.PathLike) -> dict:
