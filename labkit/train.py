@@ -261,9 +261,10 @@ def choose_threads(config: TrainConfig) -> int:
     """Torch CPU threads for a run: ``config.threads`` if set, else one for small models.
 
     A hidden layer's matmul costs m * hidden^2 * n_seeds multiply-adds. Below
-    :data:`ONE_THREAD_BELOW` (8.4 M; e.g. 3 x 128 at batch 256, one seed: 4.2 M) a second thread
-    gains nothing on an idle machine and, when another process is busy on the cores, slows each
-    step 20x or more (benchmarks/README.md); above it (3 x 512 at batch 64, or an 8-seed
+    :data:`ONE_THREAD_BELOW` (8.4 M; e.g. 3 x 128 at batch 256, one seed: 4.2 M) one thread is
+    chosen: a second one gains up to about 1.5x on an idle machine (81 against 125 it/s at that
+    size) but, when another process is busy on the cores, slows each step 7x or more
+    (benchmarks/README.md), so a notebook stays usable beside other work; above it (3 x 512 at batch 64, or an 8-seed
     ensemble of 3 x 128) torch's default, one thread per core, is kept.
 
     >>> small = TrainConfig(hidden=128, batch_size=256)
