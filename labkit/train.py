@@ -264,8 +264,8 @@ def choose_threads(config: TrainConfig) -> int:
     :data:`ONE_THREAD_BELOW` (8.4 M; e.g. 3 x 128 at batch 256, one seed: 4.2 M) one thread is
     chosen: a second one gains up to about 1.5x on an idle machine (81 against 125 it/s at that
     size) but, when another process is busy on the cores, slows each step 7x or more
-    (benchmarks/README.md), so a notebook stays usable beside other work; above it (3 x 512 at batch 64, or an 8-seed
-    ensemble of 3 x 128) torch's default, one thread per core, is kept.
+    (benchmarks/README.md), so a notebook stays usable beside other work; above it (3 x 512 at
+    batch 64, or an 8-seed ensemble of 3 x 128) torch's default, one thread per core, is kept.
 
     >>> small = TrainConfig(hidden=128, batch_size=256)
     >>> choose_threads(small), choose_threads(TrainConfig(threads=3))
