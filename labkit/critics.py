@@ -101,7 +101,8 @@ class CriticConfig:
 
     def make_constraint(self) -> objectives.Constraint:
         """The :class:`labkit.objectives.Constraint` this config names."""
-        kwargs = {"clip": {"clip": self.clip}, "gp": {"lam": self.gp_lambda}}
+        kwargs = {"clip": {"clip": self.clip}, "gp": {"lam": self.gp_lambda},
+                  "sn": {"seed": self.seed}}
         return objectives.make_constraint(self.constraint, **kwargs.get(self.constraint, {}))
 
 
@@ -321,10 +322,8 @@ def train_critic(real, fake, config: CriticConfig | None = None, *,
     real, fake = _pair(real, fake)
     rng = torch.Generator().manual_seed(config.seed)
     constraint = config.make_constraint()
-    critic = MLPCritic(real.shape[1], config.hidden, config.depth, generator=rng)
-    with torch.random.fork_rng(devices=[]):  # spectral norm draws its power-iteration vectors
-        torch.manual_seed(config.seed)       # from the global RNG: seed them, restore it after
-        critic = constraint.prepare(critic)
+    critic = constraint.prepare(MLPCritic(real.shape[1], config.hidden, config.depth,
+                                          generator=rng))
     optimizer = torch.optim.Adam(critic.parameters(), lr=config.lr, betas=config.betas)
     # The penalty pairs real and fake points one to one; with unequal sizes it uses the first ones.
     k = min(len(real), len(fake))

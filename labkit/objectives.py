@@ -352,15 +352,15 @@ class SpectralNorm(Constraint):
     convolutions), estimated by ``n_power_iterations`` power iterations per training forward pass
     (Miyato et al. 2018; ``torch.nn.utils.parametrizations.spectral_norm``). In an ensemble critic
     each member of every :class:`labkit.models.EnsembleLinear` is normalised by its own sigma
-    (:class:`EnsembleSpectralNorm`), whose starting vectors come from ``seed``.
+    (:class:`EnsembleSpectralNorm`). The power iteration's random starting vectors come from
+    ``seed``, for single critics too, so a run never depends on the state of torch's global RNG.
 
     Parameters
     ----------
     n_power_iterations : int, default 1
     eps : float, default 1e-12
     seed : int, default 0
-        Seed of the ensemble power iteration's random starting vectors (single layers draw
-        theirs from the global RNG, as torch does).
+        Seed of the power iteration's random starting vectors.
     """
 
     n_power_iterations: int = 1
@@ -376,16 +376,22 @@ class SpectralNorm(Constraint):
         """Wrap each Linear / convolution / EnsembleLinear of ``critic`` in place (already
         wrapped ones are kept)."""
         generator = torch.Generator().manual_seed(self.seed)
-        for m in list(critic.modules()):
-            if isinstance(m, (nn.Linear, *CONV_LAYERS, EnsembleLinear)) and not (
-                parametrize.is_parametrized(m, "weight")
-            ):
-                if isinstance(m, EnsembleLinear):
-                    norm = EnsembleSpectralNorm(m.weight.detach(), self.n_power_iterations,
-                                                self.eps, generator)
-                    parametrize.register_parametrization(m, "weight", norm)
-                else:
-                    spectral_norm(m, n_power_iterations=self.n_power_iterations, eps=self.eps)
+        # torch's spectral_norm draws its starting vectors from the global RNG (the critic's
+        # device's): seed that from ``seed`` and give it back unchanged afterwards.
+        cuda = sorted({p.device.index or 0 for p in critic.parameters() if p.is_cuda})
+        with torch.random.fork_rng(devices=cuda):
+            torch.manual_seed(self.seed)
+            for m in list(critic.modules()):
+                if isinstance(m, (nn.Linear, *CONV_LAYERS, EnsembleLinear)) and not (
+                    parametrize.is_parametrized(m, "weight")
+                ):
+                    if isinstance(m, EnsembleLinear):
+                        norm = EnsembleSpectralNorm(m.weight.detach(), self.n_power_iterations,
+                                                    self.eps, generator)
+                        parametrize.register_parametrization(m, "weight", norm)
+                    else:
+                        spectral_norm(m, n_power_iterations=self.n_power_iterations,
+                                      eps=self.eps)
         return critic
 
 

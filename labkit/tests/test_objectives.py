@@ -310,6 +310,21 @@ def test_ensemble_spectral_norm_matches_torch_on_each_member():
         torch.testing.assert_close(sigmas, torch.ones(3), atol=2e-3, rtol=0)
 
 
+def test_spectral_norm_of_a_single_critic_is_seeded_and_leaves_the_global_rng_alone():
+    def prepared(seed, global_seed):
+        torch.manual_seed(global_seed)
+        critic = SpectralNorm(seed=seed).prepare(MLPCritic(2, hidden=4, depth=1,
+                                                           generator=seeded(0)))
+        return critic, torch.rand(3)
+
+    (a, after_a), (b, _), (c, _) = prepared(1, 10), prepared(1, 20), prepared(2, 10)
+    torch.testing.assert_close(a.state_dict(), b.state_dict(), rtol=0, atol=0)
+    assert not torch.equal(a.state_dict()["main.0.parametrizations.weight.0._u"],
+                           c.state_dict()["main.0.parametrizations.weight.0._u"])
+    torch.manual_seed(10)
+    torch.testing.assert_close(after_a, torch.rand(3), rtol=0, atol=0)  # global stream untouched
+
+
 def test_ensemble_spectral_norm_is_seeded_and_trains():
     critics = [SpectralNorm(seed=1).prepare(EnsembleMLPCritic(2, in_dim=2, hidden=4, depth=1,
                                                               generator=seeded(0)))
