@@ -407,10 +407,10 @@ def _cmd_lsun_prepare(args: argparse.Namespace) -> int:
 
 
 def _image_size(text: str) -> int:
-    from labkit.images import check_image_size
+    from labkit._checks import image_size
 
     try:
-        return check_image_size(int(text))
+        return image_size("--size", int(text))
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"{text!r} is not allowed; it must be a power of two >= 16") from None

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from labkit import rundir
+from labkit import _checks, rundir
 
 if TYPE_CHECKING:
     import torch
@@ -42,20 +42,6 @@ PARTIAL_FILE = "images.partial.npy"
 STATE_FILE = "prepare-state.json"
 CHUNK_SIZE = 256
 IMAGE_SUFFIXES = (".bmp", ".gif", ".jpeg", ".jpg", ".png", ".tif", ".tiff", ".webp")
-
-
-def check_image_size(size: Any, name: str = "size") -> int:
-    """Return ``size`` if it is a power of two >= 16 (what the DCGAN models accept).
-
-    >>> check_image_size(64)
-    64
-    """
-    if isinstance(size, bool) or not isinstance(size, int | np.integer):
-        raise ValueError(f"{name}={size!r} is not allowed; it must be a power of two >= 16")
-    size = int(size)
-    if size < 16 or size & (size - 1):
-        raise ValueError(f"{name}={size!r} is not allowed; it must be a power of two >= 16")
-    return size
 
 
 @dataclass(frozen=True)
@@ -122,7 +108,7 @@ def save_cache(images: np.ndarray, path: str | os.PathLike, source: str,
     if images.dtype != np.uint8 or images.ndim != 4 or images.shape[1] != 3:
         raise ValueError(f"images: expected uint8 of shape (N, 3, S, S), got {images.dtype} "
                          f"{images.shape}")
-    check_image_size(images.shape[-1], "images size")
+    _checks.image_size("images size", images.shape[-1])
     if images.shape[-2] != images.shape[-1]:
         raise ValueError(f"images: expected square images, got {images.shape[-2:]}")
     folder = Path(path)
@@ -132,8 +118,8 @@ def save_cache(images: np.ndarray, path: str | os.PathLike, source: str,
     return open_cache(folder)
 
 
-def open_cache(path: str | os.PathLike, size: int | None = None,
-               verify: bool = False) -> ImageCache:
+def open_cache(path: str | os.PathLike, size: int | None = None, verify: bool = False,
+               size_name: str = "size") -> ImageCache:
     """Open a cache folder read-only (memmap), checking it against its manifest.
 
     Parameters
@@ -141,6 +127,7 @@ def open_cache(path: str | os.PathLike, size: int | None = None,
     path : folder holding ``images.npy`` and ``manifest.json``
     size : the image size the run expects; a cache made at another size is refused
     verify : also recompute the SHA-256 of ``images.npy`` (reads the whole file)
+    size_name : what the caller calls ``size`` in its errors (``image_size`` for a run)
 
     Raises
     ------
@@ -149,6 +136,8 @@ def open_cache(path: str | os.PathLike, size: int | None = None,
     ValueError
         A damaged manifest, a manifest that does not match the array, or another ``size``.
     """
+    if size is not None:
+        size = _checks.image_size(size_name, size)
     folder = Path(path)
     if not folder.is_dir():
         raise FileNotFoundError(f"cache: no folder at {str(folder)!r}")
@@ -169,9 +158,10 @@ def open_cache(path: str | os.PathLike, size: int | None = None,
         raise ValueError(f"cache: {str(folder / IMAGES_FILE)!r} holds {images.dtype} "
                          f"{images.shape} but the manifest says uint8 ({count}, 3, "
                          f"{cache_size}, {cache_size}); rebuild it")
-    if size is not None and check_image_size(size) != cache_size:
-        raise ValueError(f"size={size} does not match the cache at {str(folder)!r}, made at "
-                         f"size {cache_size}; prepare a cache with --size {size}")
+    if size is not None and size != cache_size:
+        raise ValueError(f"{size_name}={size} does not match the cache at {str(folder)!r}, made "
+                         f"at size {cache_size}; use size {cache_size} or prepare a cache with "
+                         f"--size {size}")
     if verify and file_sha256(folder / IMAGES_FILE) != manifest.get("sha256"):
         raise ValueError(f"cache: {str(folder / IMAGES_FILE)!r} does not match the checksum "
                          "in its manifest; rebuild it")
@@ -426,7 +416,7 @@ def prepare(src: str | os.PathLike, out: str | os.PathLike, size: int = 64, work
     """
     from tqdm.auto import tqdm
 
-    size = check_image_size(size)
+    size = _checks.image_size("size", size)
     workers = _positive("workers", workers)
     chunk_size = _positive("chunk_size", chunk_size)
     if limit is not None:
@@ -543,6 +533,6 @@ def _trim_npy(path: Path, n: int) -> None:
         f.truncate(offset + n * int(np.prod(shape[1:])) * dtype.itemsize)
 
 
-__all__ = ["ImageCache", "open_cache", "save_cache", "write_manifest", "check_image_size",
-           "to_unit_range", "file_sha256", "FolderReader", "open_source", "preprocess", "decode",
-           "prepare", "CACHE_FORMAT", "IMAGES_FILE", "MANIFEST_FILE", "IMAGE_SUFFIXES"]
+__all__ = ["ImageCache", "open_cache", "save_cache", "write_manifest", "to_unit_range",
+           "file_sha256", "FolderReader", "open_source", "preprocess", "decode", "prepare",
+           "CACHE_FORMAT", "IMAGES_FILE", "MANIFEST_FILE", "IMAGE_SUFFIXES"]

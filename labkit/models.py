@@ -482,16 +482,6 @@ def init_dcgan_weights_(module: nn.Module, generator: torch.Generator | None = N
     return module
 
 
-def _check_isize(isize: int) -> None:
-    # The authors assert isize % 16 == 0, but their generator loops forever on 48 and their critic
-    # ends on a 3x3 map: only 16 * 2^k works.
-    if isinstance(isize, bool) or not isinstance(isize, int) or isize < 16 or isize & (isize - 1):
-        raise ValueError(
-            f"isize must be a power of two >= 16 (16, 32, 64, ...; the authors' multiple-of-16 "
-            f"check lets 48 through, which their models cannot build); got {isize!r}"
-        )
-
-
 def _conv(cls: type[nn.Module], *args: int) -> nn.Module:
     """A bias-free convolution whose weight is left for :func:`init_dcgan_weights_` to fill."""
     return skip_init(cls, *args, bias=False)
@@ -540,7 +530,7 @@ class DCGANGenerator(nn.Module):
         generator: torch.Generator | None = None,
     ) -> None:
         super().__init__()
-        _check_isize(isize)
+        isize = _checks.image_size("isize", isize)
         self.isize, self.nz = isize, _checks.integer("nz", nz, minimum=1)
         _checks.integer("nc", nc, minimum=1)
         _checks.integer("ngf", ngf, minimum=2)
@@ -611,7 +601,7 @@ class DCGANCritic(nn.Module):
         generator: torch.Generator | None = None,
     ) -> None:
         super().__init__()
-        _check_isize(isize)
+        isize = _checks.image_size("isize", isize)
         self.isize = isize
         _checks.integer("nc", nc, minimum=1)
         _checks.integer("ndf", ndf, minimum=1)

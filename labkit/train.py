@@ -43,7 +43,7 @@ from labkit import _checks, checkpoint, distributed, objectives, ot, toys
 from labkit.datasets import ImageDataset, iters_for_epochs
 from labkit.evaluators import ImageEvaluator, ToyEvaluator
 from labkit.fast import FastStep, check_fast_config, use_fast
-from labkit.images import check_image_size, open_cache
+from labkit.images import open_cache
 from labkit.models import (
     DCGANCritic,
     DCGANGenerator,
@@ -196,11 +196,7 @@ class TrainConfig:
         if self.data is None:
             raise _checks.BadValue("data", self.data, "the folder of an image cache "
                                    "(python -m labkit lsun prepare) when target='images'")
-        try:
-            self.image_size = check_image_size(self.image_size, "image_size")
-        except ValueError:
-            raise _checks.BadValue("image_size", self.image_size, "a power of two >= 16 (16, "
-                                   "32, 64, ...: what the DCGAN models build)") from None
+        self.image_size = _checks.image_size("image_size", self.image_size)
         if self.n_seeds != 1:
             raise _checks.BadValue("n_seeds", self.n_seeds, "1 for image runs")
 
@@ -304,7 +300,7 @@ def image_config(data: str | Path, epochs: float = 25, **overrides: Any) -> Trai
     """
     values = {**IMAGE_DEFAULTS, "data": str(data), **overrides}
     if "iters" not in overrides:
-        cache = open_training_cache(data, values.get("image_size", 64))
+        cache = open_cache(data, values.get("image_size", 64), size_name="image_size")
         n_train = cache.count - values["eval_samples"]
         values["iters"] = iters_for_epochs(max(n_train, 1), epochs,
                                            values.get("batch_size", 64), values.get("n_critic", 5))
@@ -355,22 +351,11 @@ def build_models(config: TrainConfig) -> tuple[nn.Module, nn.Module]:
     return build_toy_models(config)
 
 
-def open_training_cache(data: str | Path, image_size: int):
-    """Open the image cache at ``data``; ``ValueError`` naming ``image_size`` if it was made at
-    another size."""
-    cache = open_cache(data)
-    if cache.size != image_size:
-        raise ValueError(f"image_size={image_size} does not match the cache at {str(data)!r}, "
-                         f"made at size {cache.size}; pass --image-size {cache.size} or prepare "
-                         f"a cache with --size {image_size}")
-    return cache
-
-
 def build_target(config: TrainConfig, rank: int = 0, world: int = 1):
     """The real data P_r: a toy target, or this rank's share of the image cache at ``data``."""
     if config.target != "images":
         return toys.make_target(config.target)
-    cache = open_training_cache(config.data, config.image_size)
+    cache = open_cache(config.data, config.image_size, size_name="image_size")
     if config.eval_samples >= cache.count:
         raise ValueError(f"eval_samples={config.eval_samples} is not allowed; the cache at "
                          f"{config.data!r} holds {cache.count} images, and the held-out ones must "
@@ -892,7 +877,7 @@ def _sigint_flag():
 
 __all__ = ["TrainConfig", "Trainer", "History", "DivergenceError", "critic_steps", "image_config",
            "build_models", "build_toy_models", "build_image_models", "build_target",
-           "open_training_cache", "build_evaluator", "build_constraint", "build_optimizer",
+           "build_evaluator", "build_constraint", "build_optimizer",
            "member_seeds", "grad_norm", "check_runtime", "stack_members", "choose_threads",
            "DEFAULT_THREADS", "ONE_THREAD_BELOW", "OPTIMIZERS", "CONSTRAINTS", "TARGETS",
            "GENERATORS", "IMAGE_FIELDS", "IMAGE_DEFAULTS", "RESUMABLE_FIELDS", "MAX_SEEDS"]

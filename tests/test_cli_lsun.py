@@ -80,11 +80,11 @@ def test_epochs_set_the_iterations(cache, tmp_path, cli):
      "error: --image-size must be a power of two >= 16 (16, 32, 64, ...: what the DCGAN models "
      "build), got 48"),
     (["--data", "{cache}", "--image-size", "32"],
-     "error: image_size=32 does not match the cache at '{cache}', made at size 16; pass "
-     "--image-size 16 or prepare a cache with --size 32"),
+     "error: image_size=32 does not match the cache at '{cache}', made at size 16; use size 16 "
+     "or prepare a cache with --size 32"),
     (["--data", "{cache}", "--image-size", "32", "--epochs", "1"],  # epochs -> iters reads it
-     "error: image_size=32 does not match the cache at '{cache}', made at size 16; pass "
-     "--image-size 16 or prepare a cache with --size 32"),
+     "error: image_size=32 does not match the cache at '{cache}', made at size 16; use size 16 "
+     "or prepare a cache with --size 32"),
     (["--data", "{cache}", "--generator", "resnet"],
      "error: --generator must be one of dcgan, dcgan-nobn, mlp, got 'resnet'"),
     (["--data", "{tmp}/none"], "error: cache: no folder at '{tmp}/none'"),
