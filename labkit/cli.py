@@ -153,38 +153,63 @@ def write_outputs(trainer, out: Path) -> dict[str, Any]:
 
 def _cmd_toy(args: argparse.Namespace) -> int:
     """Train, or with ``--resume`` continue, a toy run in ``--out`` (see the module docstring)."""
-    from labkit import checkpoint, rundir
+    from labkit import rundir
     from labkit.train import TrainConfig, Trainer
 
     out = rundir.check(args.out, "--out")
-    ckpt = out / "checkpoint.pt"
     if args.resume:
-        if not ckpt.is_file():
-            raise ValueError(f"--resume: {str(out)!r} holds no checkpoint.pt to continue; "
-                             "leave out --resume to start a run there")
-        saved = checkpoint.load(ckpt)
-        if not {"config", "iteration"} <= saved.keys():
-            raise checkpoint.CheckpointError(f"checkpoint {str(ckpt)!r} is not a toy run's "
-                                             "checkpoint (no config or iteration)")
-        config = _config_from_args(args, saved["config"])
-        if config.iters <= saved["iteration"]:
-            raise ValueError(f"--iters {config.iters} is not beyond the run in {str(out)!r}, "
-                             f"which is at iteration {saved['iteration']}; pass --iters above "
-                             f"{saved['iteration']} to continue it")
-        trainer = Trainer.resume(ckpt, config, progress=not args.quiet)
+        saved, iteration = _saved_run(out)
+        config = _check_continues(_config_from_args(args, saved), iteration, out)
+        trainer = Trainer.resume(out / "checkpoint.pt", config, progress=not args.quiet)
     else:
         config = _config_from_args(args, dataclasses.asdict(TrainConfig()))
         trainer = Trainer(config, progress=not args.quiet)
     with rundir.claim(out, "--out", fresh=not args.resume) as run:
-        try:
-            return _train(trainer, run, out)
-        except KeyboardInterrupt:  # a second Ctrl-C, or one while the outputs were written
-            print(_interrupted(trainer, out), file=sys.stderr)
-            return EXIT_INTERRUPTED
-        except OSError as err:
-            print(f"error: could not write in {str(out)!r}: {err.strerror or err}; make room; "
-                  f"{_kept(trainer, out)}", file=sys.stderr)
-            return EXIT_WRITE_FAILED
+        return _guarded(trainer, out, "toy", lambda: _train(trainer, run, out))
+
+
+def _saved_run(out: Path) -> tuple[dict[str, Any], int]:
+    """The config and iteration of the run whose checkpoint is in ``out`` (for ``--resume``)."""
+    from labkit import checkpoint
+
+    ckpt = out / "checkpoint.pt"
+    if not ckpt.is_file():
+        raise ValueError(f"--resume: {str(out)!r} holds no checkpoint.pt to continue; "
+                         "leave out --resume to start a run there")
+    saved = checkpoint.load(ckpt)
+    if not {"config", "iteration"} <= saved.keys():
+        raise checkpoint.CheckpointError(f"checkpoint {str(ckpt)!r} is not a labkit run's "
+                                         "checkpoint (no config or iteration)")
+    return saved["config"], saved["iteration"]
+
+
+def _check_continues(config, iteration: int, out: Path):
+    """``config`` if its ``iters`` go beyond the saved ``iteration``; else a one-line error."""
+    if config.iters <= iteration:
+        raise ValueError(f"--iters {config.iters} is not beyond the run in {str(out)!r}, "
+                         f"which is at iteration {iteration}; pass --iters above "
+                         f"{iteration} to continue it")
+    return config
+
+
+def _guarded(trainer, out: Path, command: str, body) -> int:
+    """``body()`` (training and outputs), with a second Ctrl-C or a failed write reported in one
+    line saying what is kept on disk and how to go on."""
+    try:
+        return body()
+    except KeyboardInterrupt:  # a second Ctrl-C, or one while the outputs were written
+        print(_interrupted(trainer, out, command), file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except OSError as err:
+        print(f"error: could not write in {str(out)!r}: {err.strerror or err}; make room; "
+              f"{_kept(trainer, out, command)}", file=sys.stderr)
+        return EXIT_WRITE_FAILED
+
+
+def _diverged(err) -> str:
+    """The one line a divergence prints, with advice that can be followed."""
+    return (f"error: {err}; --resume keeps the run's settings, so start a new run (another "
+            "--out) with a smaller --lr or a tighter constraint (--clip, --constraint gp)")
 
 
 def _train(trainer, run, out: Path) -> int:
@@ -196,9 +221,7 @@ def _train(trainer, run, out: Path) -> int:
     try:
         trainer.run()
     except DivergenceError as err:
-        print(f"error: {err}; --resume keeps the run's settings, so start a new run (another "
-              "--out) with a smaller --lr or a tighter constraint (--clip, --constraint gp)",
-              file=sys.stderr)
+        print(_diverged(err), file=sys.stderr)
         return EXIT_DIVERGED
     seconds = time.perf_counter() - started
     if trainer.progress and not any(e["iteration"] == trainer.iteration
@@ -207,7 +230,7 @@ def _train(trainer, run, out: Path) -> int:
               f"{trainer.config.eval_samples} points, {len(trainer.seeds)} seed(s))", flush=True)
     metrics = write_outputs(trainer, out)
     if trainer.interrupted:
-        print(_interrupted(trainer, out), file=sys.stderr)
+        print(_interrupted(trainer, out, "toy"), file=sys.stderr)
         return EXIT_INTERRUPTED
     run.finish()
     for row in metrics["seeds"]:
@@ -218,17 +241,17 @@ def _train(trainer, run, out: Path) -> int:
     return 0
 
 
-def _kept(trainer, out: Path) -> str:
-    """What a stopped run leaves on disk and how to go on from there, in words."""
+def _kept(trainer, out: Path, command: str) -> str:
+    """What a stopped run of ``python -m labkit <command>`` leaves on disk and how to go on."""
     if trainer.saved_iteration is None:
         return "no checkpoint was saved yet, so start again with the same command"
     return (f"checkpoint of iteration {trainer.saved_iteration} in {trainer.config.checkpoint}; "
-            f"continue with: python -m labkit toy --out {out} --resume")
+            f"continue with: python -m labkit {command} --out {out} --resume")
 
 
-def _interrupted(trainer, out: Path) -> str:
+def _interrupted(trainer, out: Path, command: str) -> str:
     """The one line a Ctrl-C prints: where the run stopped, what was saved, how to go on."""
-    return f"interrupted at iteration {trainer.iteration}; {_kept(trainer, out)}"
+    return f"interrupted at iteration {trainer.iteration}; {_kept(trainer, out, command)}"
 
 
 # ------------------------------------------------------------------------------ lsun train
@@ -284,16 +307,16 @@ IMAGE_OUTPUTS = ("config.json", "history.csv", "metrics.json", "w_estimate.png",
 
 
 def _cmd_lsun_train(args: argparse.Namespace) -> int:
-    from labkit import checkpoint, distributed, rundir
+    from labkit import distributed, rundir
     from labkit.train import TrainConfig, image_config
 
     out = rundir.check(args.out, "--out")
-    ckpt = out / "checkpoint.pt"
-    given = {**_given_options(args), "checkpoint": str(ckpt)}
+    given = {**_given_options(args), "checkpoint": str(out / "checkpoint.pt")}
     if args.data is not None:
         given["data"] = args.data
     if args.resume:
-        config = TrainConfig.from_dict({**checkpoint.load(ckpt)["config"], **given})
+        saved, iteration = _saved_run(out)
+        config = _check_continues(TrainConfig.from_dict({**saved, **given}), iteration, out)
     elif args.data is None:
         raise ValueError("--data is required: the folder of an image cache made by "
                          "`python -m labkit lsun prepare`")
@@ -310,8 +333,8 @@ def _train_images(args: argparse.Namespace, config, rank: int, out: Path) -> int
     """Train ``config`` as rank ``rank``; rank 0 claims ``out`` and writes the outputs."""
     import contextlib
 
-    from labkit import plots, rundir
-    from labkit.train import DivergenceError, Trainer
+    from labkit import rundir
+    from labkit.train import Trainer
 
     kwargs = {"callbacks": [_grid_writer(out)] if rank == 0 else [],
               "progress": not args.quiet and rank == 0}
@@ -320,24 +343,31 @@ def _train_images(args: argparse.Namespace, config, rank: int, out: Path) -> int
     claim = (rundir.claim(out, "--out", fresh=not args.resume, outputs=IMAGE_OUTPUTS)
              if rank == 0 else contextlib.nullcontext())
     with claim as run:
-        if rank == 0:
-            run.write_text("config.json", json.dumps(config.to_dict(), indent=2) + "\n")
-            plots.save_image_grid(trainer.samples()[0], out / "samples" / "real.png")
-        started = time.perf_counter()
-        try:
-            trainer.run()
-        except DivergenceError as err:
-            print(f"error: {err}", file=sys.stderr)
-            return EXIT_DIVERGED
-        if rank != 0:
-            return EXIT_INTERRUPTED if trainer.interrupted else 0
-        metrics = write_image_outputs(trainer, out)
-        if trainer.interrupted:
-            print(f"interrupted at iteration {trainer.iteration}; checkpoint saved to {ckpt}; "
-                  f"continue with: python -m labkit lsun train --out {out} --resume",
-                  file=sys.stderr)
-            return EXIT_INTERRUPTED
-        run.finish()
+        return _guarded(trainer, out, "lsun train",
+                        lambda: _train_images_in(trainer, run, rank, out))
+
+
+def _train_images_in(trainer, run, rank: int, out: Path) -> int:
+    """The image run proper, inside its claimed folder (rank 0) or beside it (other ranks)."""
+    from labkit import plots
+    from labkit.train import DivergenceError
+
+    if rank == 0:
+        run.write_text("config.json", json.dumps(trainer.config.to_dict(), indent=2) + "\n")
+        plots.save_image_grid(trainer.samples()[0], out / "samples" / "real.png")
+    started = time.perf_counter()
+    try:
+        trainer.run()
+    except DivergenceError as err:
+        print(_diverged(err), file=sys.stderr)
+        return EXIT_DIVERGED
+    if rank != 0:
+        return EXIT_INTERRUPTED if trainer.interrupted else 0
+    metrics = write_image_outputs(trainer, out)
+    if trainer.interrupted:
+        print(_interrupted(trainer, out, "lsun train"), file=sys.stderr)
+        return EXIT_INTERRUPTED
+    run.finish()
     row = metrics["seeds"][0]
     print(f"iteration {trainer.iteration}: W estimate {row['w_estimate']:.4g}, "
           f"SWD x 1e3 {row['swd']:.4g}; wrote {out}/ in {time.perf_counter() - started:.1f} s")

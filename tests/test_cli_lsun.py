@@ -59,6 +59,12 @@ def test_train_writes_everything_and_resume_equals_one_go(cache, tmp_path, cli):
         ("dcgan", 100, 5e-05, 0.01, 4)
 
     cli("lsun", "train", "--data", cache.path, "--out", split, "--iters", 2, *TINY)
+    # --resume must go beyond the saved iteration, and needs a run to continue (as toy runs)
+    status, _, err = cli("lsun", "train", "--out", split, "--resume", "--iters", 2, check=False)
+    assert (status, err) == (2, f"error: --iters 2 is not beyond the run in {str(split)!r}, "
+                                "which is at iteration 2; pass --iters above 2 to continue it\n")
+    status, _, err = cli("lsun", "train", "--out", tmp_path / "empty", "--resume", check=False)
+    assert status == 2 and err.startswith("error: --resume: ") and "holds no checkpoint.pt" in err
     cli("lsun", "train", "--out", split, "--resume", "--iters", 4, "--quiet")
     assert (split / "metrics.json").read_text() == (one_go / "metrics.json").read_text()
     a, b = (checkpoint.load(p / "checkpoint.pt") for p in (one_go, split))
