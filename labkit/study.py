@@ -334,12 +334,12 @@ def run_one(study: StudyConfig, method: str, target: str, progress: bool = False
         "w_estimate": [...], "modes": [...], "hq_percent": [...]}`` at every ``curve_every``
         iterations on the fixed ``curve_samples`` points, and ``snapshots``.
     """
-    from labkit import objectives
+    from labkit import objectives, toys
     from labkit.train import DivergenceError, Trainer
 
     started = time.perf_counter()
     config = study.train_config(method, target)
-    snapshots = _Snapshots(study.snapshot_every, toys_target(target))
+    snapshots = _Snapshots(study.snapshot_every, toys.make_target(target))
     trainer = Trainer(config, callbacks=[snapshots], progress=progress)
     diverged = None
     try:
@@ -366,13 +366,6 @@ def run_one(study: StudyConfig, method: str, target: str, progress: bool = False
     return _rounded({"seconds": time.perf_counter() - started, "diverged": diverged,
                      "iterations": trainer.iteration, "final": final, "curves": curves,
                      "snapshots": snapshots.records})
-
-
-def toys_target(name: str):
-    """The target distribution named ``name`` (:func:`labkit.toys.make_target`)."""
-    from labkit import toys
-
-    return toys.make_target(name)
 
 
 # --------------------------------------------------------------------------- the study file
@@ -612,5 +605,5 @@ def format_cell(stat: tuple[float, float, int], digits: int = 2) -> str:
 
 __all__ = ["METHODS", "TARGETS", "QUICK", "Method", "StudyConfig", "rankdata", "spearman",
            "mean_se", "sample_metrics", "run_one", "run_study", "load_results", "summary_table",
-           "loss_tracking", "format_cell", "TABLE_FIELDS", "toys_target", "grid_points",
+           "loss_tracking", "format_cell", "TABLE_FIELDS", "grid_points",
            "PUBLISHED", "comparison_lines"]

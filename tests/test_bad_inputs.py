@@ -141,13 +141,19 @@ LIBRARY = [
      lambda: objectives.critic_loss("hinge", torch.zeros(2), torch.zeros(2)), ValueError, "loss"),
 ]
 
-# Library calls that must be *accepted*: numpy scalars are numbers like Python's.
+# Library calls that must be *accepted*: numpy scalars are numbers like Python's. Each case gives
+# the call and what its result must be.
 ACCEPTED = [
     ("config-numpy-ints", lambda: TrainConfig(  # to_dict: stored as JSON-ready Python types
         iters=np.int64(3), hidden=np.int32(8), lr=np.float32(1e-3),
-        critic_warmup=np.bool_(True)).to_dict()),
-    ("toys-numpy-n", lambda: toys.ring(modes=np.int64(4)).sample(np.int32(3))),
-    ("models-numpy-nz", lambda: models.MLPGenerator(np.int64(2), (2,), hidden=8)),
+        critic_warmup=np.bool_(True)).to_dict(),
+     lambda d: [(type(d[k]), d[k]) for k in ("iters", "hidden", "critic_warmup")]
+     == [(int, 3), (int, 8), (bool, True)] and type(d["lr"]) is float
+     and math.isclose(d["lr"], 1e-3, rel_tol=1e-6)),
+    ("toys-numpy-n", lambda: toys.ring(modes=np.int64(4)).sample(np.int32(3)),
+     lambda x: tuple(x.shape) == (3, 2)),
+    ("models-numpy-nz", lambda: models.MLPGenerator(np.int64(2), (2,), hidden=8),
+     lambda g: tuple(g(torch.zeros(5, 2)).shape) == (5, 2)),
 ]
 
 
@@ -264,7 +270,9 @@ def test_library_refuses_clearly(case):
 
 @pytest.mark.parametrize("case", ACCEPTED, ids=[c[0] for c in ACCEPTED])
 def test_numpy_scalars_are_numbers(case):
-    case[1]()
+    _, call, check = case
+    result = call()
+    assert check(result), result
 
 
 def tree(root: Path) -> dict[str, tuple[int, int]]:
