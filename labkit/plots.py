@@ -295,6 +295,14 @@ def trajectories(paths: Mapping[str, np.ndarray], *, target: float | None = 0.0,
     return fig
 
 
+def _canvas_png(canvas: FigureCanvasAgg) -> bytes:
+    """The canvas's current pixels as PNG bytes, with light compression (a widget redraws often)."""
+    buf = io.BytesIO()
+    PIL.Image.fromarray(np.asarray(canvas.buffer_rgba())[..., :3]).save(buf, format="png",
+                                                                         compress_level=1)
+    return buf.getvalue()
+
+
 class Example1View:
     """The theta explorer's figure: the two segments with samples, and the four closed forms.
 
@@ -375,10 +383,7 @@ class Example1View:
         self._canvas.restore_region(self._background)
         for artist in self._moving:
             artist.axes.draw_artist(artist)
-        rgba = np.asarray(self._canvas.buffer_rgba())
-        buf = io.BytesIO()
-        PIL.Image.fromarray(rgba[..., :3]).save(buf, format="png", compress_level=1)
-        return buf.getvalue()
+        return _canvas_png(self._canvas)
 
 
 def toy_samples(real, fakes: Mapping[str, object], centers=None, *, title: str | None = None,
@@ -678,10 +683,7 @@ class ClipExplorerView:
     def png(self) -> bytes:
         """Render the figure to PNG bytes."""
         self._canvas.draw()
-        rgba = np.asarray(self._canvas.buffer_rgba())
-        buf = io.BytesIO()
-        PIL.Image.fromarray(rgba[..., :3]).save(buf, format="png", compress_level=1)
-        return buf.getvalue()
+        return _canvas_png(self._canvas)
 
 
 # --------------------------------------------------------------------------- notebook 03
