@@ -122,6 +122,21 @@ def _finite_or_none(value: Any) -> Any:
     return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
+def _write_history_and_metrics(trainer, out: Path) -> dict[str, Any]:
+    """Write ``history.csv`` and ``metrics.json`` (final metrics per seed; non-finite values as
+    null) into ``out``, each atomically; return the metrics."""
+    from labkit.rundir import atomic_path
+
+    with atomic_path(out / "history.csv") as tmp:
+        trainer.history.to_csv(tmp)
+    per_seed = [{k: _finite_or_none(v) for k, v in row.items()}
+                for row in trainer.final_metrics()]
+    metrics = {"iteration": trainer.iteration, "seeds": per_seed}
+    with atomic_path(out / "metrics.json") as tmp:
+        tmp.write_text(json.dumps(metrics, indent=2) + "\n")
+    return metrics
+
+
 def write_outputs(trainer, out: Path) -> dict[str, Any]:
     """Write ``history.csv``, ``metrics.json`` and ``samples.png`` for a trainer into ``out``, each
     atomically (an interruption leaves the previous version, never half a file)."""
@@ -133,13 +148,7 @@ def write_outputs(trainer, out: Path) -> dict[str, Any]:
     from labkit import plots
     from labkit.rundir import atomic_path
 
-    with atomic_path(out / "history.csv") as tmp:
-        trainer.history.to_csv(tmp)
-    per_seed = [{k: _finite_or_none(v) for k, v in row.items()}
-                for row in trainer.final_metrics()]
-    metrics = {"iteration": trainer.iteration, "seeds": per_seed}
-    with atomic_path(out / "metrics.json") as tmp:
-        tmp.write_text(json.dumps(metrics, indent=2) + "\n")
+    metrics = _write_history_and_metrics(trainer, out)
     real, fakes = trainer.samples()
     fig = plots.toy_samples(
         real, {f"seed {s}": f for s, f in zip(trainer.seeds, fakes, strict=True)},
@@ -278,13 +287,7 @@ def write_image_outputs(trainer, out: Path) -> dict[str, Any]:
     from labkit import plots
     from labkit.rundir import atomic_path
 
-    with atomic_path(out / "history.csv") as tmp:
-        trainer.history.to_csv(tmp)
-    (row,) = trainer.final_metrics()
-    metrics = {"iteration": trainer.iteration,
-               "seeds": [{k: _finite_or_none(v) for k, v in row.items()}]}
-    with atomic_path(out / "metrics.json") as tmp:
-        tmp.write_text(json.dumps(metrics, indent=2) + "\n")
+    metrics = _write_history_and_metrics(trainer, out)
     cfg, cols = trainer.config, trainer.history.as_dict()
     steps = [(i, w) for i, w in zip(cols["iteration"], cols["w_estimate"], strict=True)
              if w is not None]
