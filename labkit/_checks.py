@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 import re
 from collections.abc import Iterable
 from typing import Any
@@ -198,3 +199,27 @@ def float_array(name: str, value: Any) -> np.ndarray:
     if array.dtype.kind not in "biuf":
         raise BadValue(name, value, "an array of real numbers")
     return array.astype(np.float64)
+
+
+_TRUE, _FALSE = ("1", "true", "yes"), ("0", "false", "no", "")
+
+
+def env_flag(name: str, environ: dict[str, str] | None = None) -> bool:
+    """The environment variable ``name`` read as a switch: ``1``, ``true`` or ``yes`` turn it on;
+    ``0``, ``false``, ``no``, the empty string or no variable leave it off (case and surrounding
+    spaces ignored). Anything else is refused, so that a typo never silently runs the other mode.
+
+    >>> env_flag("LABKIT_QUICK", {"LABKIT_QUICK": "Yes"}), env_flag("LABKIT_QUICK", {})
+    (True, False)
+    >>> env_flag("X", {"X": "2"})
+    Traceback (most recent call last):
+    ...
+    labkit._checks.BadValue: X must be one of 1, true, yes, 0, false, no or empty, got '2'
+    """
+    raw = (os.environ if environ is None else environ).get(name, "")
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise BadValue(name, raw, "one of 1, true, yes, 0, false, no or empty")

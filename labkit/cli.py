@@ -510,12 +510,11 @@ def _add_lsun_commands(sub) -> argparse._SubParsersAction:
 
 # ------------------------------------------------------------------------------------- study
 def _cmd_study(args: argparse.Namespace) -> int:
-    import os
-
+    import labkit
     from labkit import rundir, study
 
     rundir.check_file(args.out, "--out")
-    values = dict(study.QUICK) if args.quick or os.environ.get("LABKIT_QUICK") == "1" else {}
+    values = dict(study.QUICK) if args.quick or labkit.quick_mode() else {}
     for field in dataclasses.fields(study.StudyConfig):
         given = getattr(args, field.name, None)
         if given is not None:

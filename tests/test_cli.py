@@ -187,3 +187,21 @@ def test_kill_during_checkpoint_write_leaves_previous_loadable(tmp_path):
         state = checkpoint.load(path)
         assert state["i"] >= 1
         assert torch.equal(state["w"], torch.full((4_000_000,), float(state["i"])))
+
+
+@pytest.mark.parametrize("value, quick", [("1", True), ("yes", True), (" TRUE ", True),
+                                          ("0", False), ("no", False), ("", False)])
+def test_labkit_quick_is_read_by_one_rule(monkeypatch, value, quick):
+    import labkit
+
+    monkeypatch.setenv("LABKIT_QUICK", value)
+    assert labkit.quick_mode() is quick
+
+
+def test_labkit_quick_typo_is_refused_in_one_line(tmp_path, monkeypatch, cli):
+    monkeypatch.setenv("LABKIT_QUICK", "maybe")
+    status, err = cli("study", "--out", str(tmp_path / "s.json"), check=False)
+    assert status == 2
+    assert err == ("error: LABKIT_QUICK must be one of 1, true, yes, 0, false, no or empty, "
+                   "got 'maybe'\n")
+    assert not (tmp_path / "s.json").exists()
