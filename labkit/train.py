@@ -499,6 +499,8 @@ class Trainer:
         Called with ``event`` in ``"eval"`` (after each evaluation; ``trainer.last_eval`` holds
         one dict per seed), ``"checkpoint"`` (after each save) and ``"end"``. Under data
         parallelism only rank 0 evaluates, saves and emits ``"eval"`` and ``"checkpoint"``.
+        A callback with ``state_dict()`` / ``load_state_dict(state)`` has that state saved in
+        every checkpoint and restored on resume, so what it records survives a stop.
     progress : bool
         Show a ``tqdm.auto`` progress bar with the W estimate and the evaluator's headline
         number (exact W1 for toys, SWD for images).
@@ -670,10 +672,11 @@ class Trainer:
     # ----------------------------------------------------------------- state
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue exactly: models, optimizers, RNG states, counters,
-        config and history."""
+        config, history, and the state of the callbacks that have one (``state_dict()``)."""
         return {"config": self.config.to_dict(), "iteration": self.iteration,
                 "elapsed": self.elapsed, **{k: getattr(self, k).state_dict() for k in _STATEFUL},
-                "rng": checkpoint.rng_state(self.rngs), "history": self.history.state_dict()}
+                "rng": checkpoint.rng_state(self.rngs), "history": self.history.state_dict(),
+                "callbacks": [c.state_dict() for c in self._stateful_callbacks()]}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore a :meth:`state_dict`; a differing config (``iters`` and checkpoint fields
@@ -689,6 +692,17 @@ class Trainer:
         if self.fast_step is not None:
             self.fast_step.reset()
         self.history.load_state_dict(state["history"])
+        saved, stateful = state.get("callbacks", []), self._stateful_callbacks()
+        if saved and len(saved) != len(stateful):
+            raise ValueError(f"checkpoint holds the state of {len(saved)} callback(s), this "
+                             f"trainer has {len(stateful)} with a state_dict")
+        for callback, callback_state in zip(stateful, saved, strict=False):
+            callback.load_state_dict(callback_state)
+
+    def _stateful_callbacks(self) -> list:
+        """The callbacks whose state a checkpoint keeps: those with ``state_dict`` and
+        ``load_state_dict`` (e.g. :mod:`labkit.study`'s snapshots), in the order given."""
+        return [c for c in self.callbacks if hasattr(c, "state_dict")]
 
     @classmethod
     def resume(cls, path: str | Path, config: TrainConfig, **kwargs: Any) -> Trainer:
@@ -782,7 +796,7 @@ class Trainer:
                     if save_now or end:
                         self.save()
                         saved = True
-            if not saved:
+            if not saved or self.saved_iteration != self.iteration:  # e.g. Ctrl-C in an eval
                 self.save()
             self.interrupted = stop or interrupt.is_set()
         self._emit("end")

@@ -221,6 +221,55 @@ def test_large_learning_rate_diverges_cleanly():
         t.run()
 
 
+def test_ctrl_c_during_an_evaluation_saves_the_iteration_reached(tmp_path):
+    import os
+    import signal
+
+    def ctrl_c(event, trainer):  # a real SIGINT while iteration 10 is being evaluated
+        if event == "eval" and trainer.iteration == 10:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    path = tmp_path / "c.pt"
+    t = Trainer(tiny(iters=40, checkpoint=str(path), checkpoint_every=8, eval_every=5),
+                callbacks=[ctrl_c], progress=False)
+    t.run()
+    assert t.interrupted and t.iteration == 10
+    assert checkpoint.load(path)["iteration"] == 10  # not 8, the last periodic checkpoint
+
+
+class _Counter:
+    """A callback with a state, which checkpoints keep."""
+
+    def __init__(self):
+        self.evals = 0
+
+    def __call__(self, event, trainer):
+        self.evals += event == "eval"
+
+    def state_dict(self):
+        return {"evals": self.evals}
+
+    def load_state_dict(self, state):
+        self.evals = state["evals"]
+
+
+def test_callback_state_survives_a_resume(tmp_path):
+    path = tmp_path / "c.pt"
+    first = _Counter()
+    Trainer(tiny(iters=10, checkpoint=str(path), eval_every=5), callbacks=[first],
+            progress=False).run()
+    assert first.evals == 3 and checkpoint.load(path)["callbacks"] == [{"evals": 3}]
+    second = _Counter()
+    t = Trainer.resume(path, tiny(iters=20, checkpoint=str(path), eval_every=5),
+                       callbacks=[lambda e, tr: None, second], progress=False)
+    assert second.evals == 3  # restored, then counts on
+    t.run()
+    assert second.evals == 5
+    with pytest.raises(ValueError, match=r"state of 1 callback\(s\), this trainer has 2"):
+        Trainer.resume(path, tiny(iters=30, checkpoint=str(path), eval_every=5),
+                       callbacks=[_Counter(), _Counter()], progress=False)
+
+
 def test_callbacks_see_every_event(tmp_path):
     events = []
     t = Trainer(
