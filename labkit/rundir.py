@@ -130,7 +130,7 @@ def claim(folder: Path, option: str = "--out", fresh: bool = True,
     except OSError as err:
         raise RunDirError(f"{option} {str(folder)!r} cannot be created: "
                           f"{err.strerror}") from None
-    fd = _lock(folder, option)
+    fd = _lock(folder / LOCK, option, folder, "run")
     try:
         if fresh:
             _check_fresh(folder, option, {MARKER, LOCK, *outputs})
@@ -145,9 +145,28 @@ def claim(folder: Path, option: str = "--out", fresh: bool = True,
         os.close(fd)
 
 
-def _lock(folder: Path, option: str) -> int:
-    """Take the folder's lock and write our PID into it; return the open descriptor."""
-    path = folder / LOCK
+@contextlib.contextmanager
+def claim_file(target: Path, option: str = "--out", what: str = "study") -> Iterator[Path]:
+    """Lock the results *file* ``target`` for this process, as :func:`claim` locks a folder.
+
+    For commands whose output is one file rewritten as they go (``study``): the lock is
+    ``.<name>.lock`` beside it (holding our PID), dropped by the operating system however the
+    process ends, and removed on a clean exit. A second process on the same file is refused
+    with a :class:`RunDirError` naming that PID; the file itself is not touched here.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    lock = target.parent / f".{target.name}.lock"
+    fd = _lock(lock, option, target, what)
+    try:
+        yield target
+    finally:
+        lock.unlink(missing_ok=True)
+        os.close(fd)
+
+
+def _lock(path: Path, option: str, shown: Path, what: str) -> int:
+    """Take the lock file ``path`` (guarding ``shown``, a ``what``) and write our PID into it;
+    return the open descriptor."""
     while True:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
@@ -157,7 +176,7 @@ def _lock(folder: Path, option: str) -> int:
             if err.errno not in (errno.EAGAIN, errno.EACCES):
                 raise
             owner = path.read_text().strip() if path.exists() else "?"
-            raise RunDirError(f"{option} {str(folder)!r} is in use by another run (process "
+            raise RunDirError(f"{option} {str(shown)!r} is in use by another {what} (process "
                               f"{owner or '?'}); wait for it to end or choose another "
                               f"{option}") from None
         # A releasing owner unlinks the file before unlocking: make sure ours is still the one.
