@@ -18,6 +18,7 @@ import argparse
 import dataclasses
 import json
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -509,22 +510,43 @@ def _add_lsun_commands(sub) -> argparse._SubParsersAction:
 
 
 # ------------------------------------------------------------------------------------- study
+#: Default results files of ``study`` and ``study --diagnostics``.
+STUDY_OUT = "data/mode_collapse_study.json"
+DIAGNOSTICS_OUT = "data/mode_collapse_diagnostics.json"
+
+
 def _cmd_study(args: argparse.Namespace) -> int:
+    """Run (or continue) the study; Ctrl-C stops it, saying what is kept and how to go on."""
     import labkit
     from labkit import rundir, study
+    from labkit._checks import BadValue
 
-    rundir.check_file(args.out, "--out")
-    values = dict(study.QUICK) if args.quick or labkit.quick_mode() else {}
+    quick = args.quick or labkit.quick_mode()
+    values = dict(study.DIAGNOSTICS) if args.diagnostics else {}
+    if quick:
+        values.update(study.QUICK_DIAGNOSTICS if args.diagnostics else study.QUICK)
     for field in dataclasses.fields(study.StudyConfig):
         given = getattr(args, field.name, None)
         if given is not None:
             values[field.name] = tuple(given) if isinstance(given, list) else given
-    config = study.StudyConfig(**values)
+    try:
+        config = study.StudyConfig(**values)
+    except BadValue as err:  # name the option, not the field
+        raise ValueError(err.render("--" + err.name.replace("_", "-"))) from None
+    out = rundir.check_file(args.out or (DIAGNOSTICS_OUT if args.diagnostics else STUDY_OUT),
+                            "--out")
+    work = rundir.check(args.work or study.default_work(out), "--work")
+    again = study.command_line(args.argv + (["--quick"] if quick and not args.quick else []))
     started = time.perf_counter()
-    data = study.run_study(config, args.out, progress=not args.quiet and args.jobs == 1,
-                           jobs=args.jobs)
+    try:
+        data = study.run_study(config, out, progress=not args.quiet and args.jobs == 1,
+                               jobs=args.jobs, work=work)
+    except KeyboardInterrupt:
+        print(f"interrupted: {study.progress_report(config, out, work)}; continue with: "
+              f"{again}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     seconds = time.perf_counter() - started
-    print(f"wrote {args.out} ({len(data['runs'])} runs; this call {seconds:.0f} s, "
+    print(f"wrote {out} ({len(data['runs'])} runs; this call {seconds:.0f} s, "
           f"training and evaluation in all calls {data['wall_seconds']:.0f} s)")
     return 0
 
@@ -535,17 +557,24 @@ def _add_study_parser(sub) -> None:
     p = sub.add_parser("study", help="the mode-collapse study of notebook 03 (all methods, "
                                      "ring and grid, seeds as ensembles)",
                        description="Train every method on each target with one ensemble of "
-                                   "seeds per (method, target) and write the results JSON. "
-                                   "Rerunning with the same --out resumes: finished runs are "
-                                   "kept.")
-    p.add_argument("--out", default="data/mode_collapse_study.json",
-                   help="results file (default data/mode_collapse_study.json)")
+                                   "seeds per (method, target), score it beside the baselines "
+                                   "and write the results JSON. Rerunning the same command "
+                                   "resumes: finished runs are kept, a run in progress "
+                                   "continues from its last checkpoint in --work.")
+    p.add_argument("--out", default=None,
+                   help=f"results file (default {STUDY_OUT}, with --diagnostics "
+                        f"{DIAGNOSTICS_OUT})")
+    p.add_argument("--work", default=None,
+                   help="folder of the runs' checkpoints (default runs/<name of --out>)")
+    p.add_argument("--diagnostics", action="store_true",
+                   help="the diagnostics behind notebook 03's conclusions instead: clipping "
+                        "with n_critic 1, 5, 25, Adam, and high learning rates, on the ring")
     p.add_argument("--quick", action="store_true",
                    help="smoke-run sizes (also set by LABKIT_QUICK=1)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.add_argument("--jobs", type=int, default=1,
-                   help="runs trained at once, one process each (default 1; on two cores: "
-                        "--jobs 2 --threads 1)")
+    p.add_argument("--jobs", type=_at_least_one, default=min(2, os.cpu_count() or 1),
+                   help="runs trained at once, one process each (default: 2, or 1 on one "
+                        "core; each uses --threads threads)")
     defaults = study.StudyConfig()
     for field in dataclasses.fields(study.StudyConfig):
         default = getattr(defaults, field.name)
@@ -599,6 +628,7 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     if args.command is None:
         parser.error(f"choose a command: {args.commands} "
                      "(python -m labkit COMMAND -h for its options)")
