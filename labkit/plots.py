@@ -23,9 +23,13 @@ from matplotlib.figure import Figure
 from labkit import _checks, rundir
 
 __all__ = [
+    "BASELINE_STYLES",
+    "checkpoint_panels",
     "ClipExplorerView",
-    "convergence",
+    "convergence_panels",
     "estimate_vs_exact",
+    "mean_curves",
+    "rank_tracking",
     "training_snapshots",
     "Example1View",
     "distance_curves",
@@ -687,18 +691,51 @@ class ClipExplorerView:
 
 
 # --------------------------------------------------------------------------- notebook 03
+#: Smallest font of the notebook-03 figures, in points (readable at 100% zoom).
+SMALL = 9
+#: Line styles and colours of the two baselines (``labkit.study.BASELINES``) in every figure.
+BASELINE_STYLES = {"floor": {"color": "0.35", "ls": ":"},
+                   "support only": {"color": "C3", "ls": "--"}}
+
+
+def _wrap(label: str, width: int = 18) -> str:
+    """``label`` broken into lines of about ``width`` characters (panel titles, row labels)."""
+    import textwrap
+
+    return "\n".join(textwrap.wrap(str(label), width)) or str(label)
+
+
+def _values(values) -> np.ndarray:
+    """A list that may hold None (not measured) as a float array with nan there."""
+    return np.array([np.nan if v is None else v for v in values], dtype=float)
+
+
+def _points_panel(ax, centers, samples, grid_shape=None, critic=None, extent=None) -> None:
+    """One 2-D panel: the critic's filled contour (if given), the centres, the samples."""
+    if critic is not None and np.isfinite(critic).any():
+        gx, gy = grid_shape
+        ax.contourf(gx, gy, critic.reshape(gx.shape), levels=12, cmap="coolwarm", alpha=0.6)
+    ax.scatter(*centers.T, marker="+", c="k", s=30, lw=0.8)
+    ax.scatter(*samples.T, s=3, c="C2")
+    if extent is not None:
+        ax.set_xlim(extent[0], extent[1])
+        ax.set_ylim(extent[0], extent[1])
+    ax.set_aspect("equal")
+    ax.set_xticks([])
+    ax.set_yticks([])
 
 
 def training_snapshots(runs: Mapping[str, Sequence[Mapping]], centers, grid, *,
-                       columns: Sequence[int] | None = None, transpose: bool = False,
+                       columns: Sequence[int] | None = None,
+                       baselines: Mapping[str, object] | None = None,
                        title: str | None = None) -> Figure:
     """Samples over training with the critic's contour: one row per method, one column per
-    snapshot, or the transpose. Snapshots as ``labkit.study`` records them:
-    ``{"iteration", "samples" (n, 2), "critic" (G*G,)}``.
+    snapshot; the baselines' samples in one more row.
 
     Parameters
     ----------
     runs : mapping of row label -> sequence of snapshots
+        As ``labkit.study`` records them: ``{"iteration", "samples" (n, 2), "critic" (G*G,)}``.
     centers : array (K, 2)
         Mixture centres, drawn as black crosses.
     grid : array (G * G, 2)
@@ -706,46 +743,116 @@ def training_snapshots(runs: Mapping[str, Sequence[Mapping]], centers, grid, *,
         panels show this square, samples outside it are cut off.
     columns : sequence of int, optional
         Indices of the snapshots to show (default all).
-    transpose : bool, default False
-        One column per method instead of one row.
+    baselines : mapping of name -> array (n, 2), optional
+        Samples of the baselines (``floor``: real points; ``support only``), drawn without a
+        critic in a last row.
     title : str, optional
     """
     if not runs:
         raise ValueError("runs must hold at least one method's snapshots")
     centers, grid = _as_points("centers", centers), _as_points("grid", grid)
-    size = int(round(len(grid) ** 0.5))
-    gx, gy = grid[:, 0].reshape(size, size), grid[:, 1].reshape(size, size)
+    baselines = {k: _as_points(f"baselines[{k!r}]", v) for k, v in (baselines or {}).items()}
     n_cols = len(columns) if columns is not None else max(len(s) for s in runs.values())
-    shape = (n_cols, len(runs)) if transpose else (len(runs), n_cols)
-    fig, axes = plt.subplots(*shape, figsize=(2.1 * shape[1], 2.1 * shape[0]), squeeze=False,
-                             sharex=True, sharey=True)
-    for row, (label, snaps) in zip(axes.T if transpose else axes, runs.items(), strict=True):
+    shape = (len(runs) + bool(baselines), max(n_cols, len(baselines)))
+    fig, axes = plt.subplots(*shape, figsize=(2.0 * shape[1] + 0.8, 2.0 * shape[0] + 0.6),
+                             squeeze=False)
+    for line, (label, snaps) in zip(axes, runs.items(), strict=False):
         picked = [snaps[i] for i in columns] if columns is not None else list(snaps)
-        for ax, snap in zip(row, picked, strict=False):
-            values = np.array([np.nan if v is None else v for v in snap["critic"]], dtype=float)
-            if np.isfinite(values).any():
-                ax.contourf(gx, gy, values.reshape(size, size), levels=12, cmap="coolwarm",
-                            alpha=0.6)
-            samples = _as_points("samples", np.array(snap["samples"], dtype=float))
-            ax.scatter(*centers.T, marker="+", c="k", s=30, lw=0.8)
-            ax.scatter(*samples.T, s=2, c="C2")
-            ax.set_title(f"it {snap['iteration']}", fontsize=8)
-            ax.set_xlim(gx.min(), gx.max())
-            ax.set_ylim(gy.min(), gy.max())
-            ax.set_aspect("equal")
-            ax.set_xticks([])
-            ax.set_yticks([])
-        if transpose:
-            row[0].set_title(f"{label}\nit {picked[0]['iteration']}", fontsize=8)
-        else:
-            row[0].set_ylabel(label, fontsize=8)
+        for ax, snap in zip(line, picked, strict=False):
+            _snapshot_panel(ax, snap, centers, grid)
+            ax.set_title(f"iteration {snap['iteration']}", fontsize=SMALL)
+        _off(line[len(picked):])
+        line[0].set_ylabel(_wrap(label), fontsize=SMALL)
+    if baselines:
+        _baseline_panels(axes[-1], baselines, centers, grid)
     if title:
-        fig.suptitle(title)
+        fig.suptitle(title, fontsize=SMALL + 2)
     fig.tight_layout()
     return fig
 
 
+def checkpoint_panels(runs: Mapping[str, Sequence[Mapping]], index: int, centers, grid, *,
+                      baselines: Mapping[str, object] | None = None, cols: int = 5) -> Figure:
+    """Every method at one snapshot (the checkpoint slider's picture), ``cols`` panels a row,
+    then the baselines; the iteration is the figure's title.
+
+    Parameters
+    ----------
+    runs, centers, grid, baselines
+        As in :func:`training_snapshots`.
+    index : int
+        Which snapshot of each method.
+    cols : int, default 5
+    """
+    if not runs:
+        raise ValueError("runs must hold at least one method's snapshots")
+    centers, grid = _as_points("centers", centers), _as_points("grid", grid)
+    baselines = {k: _as_points(f"baselines[{k!r}]", v) for k, v in (baselines or {}).items()}
+    n = len(runs) + len(baselines)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, min(cols, n), figsize=(1.9 * min(cols, n), 2.15 * rows + 0.4),
+                             squeeze=False)
+    flat = list(axes.flat)
+    iterations = set()
+    for ax, (label, snaps) in zip(flat, runs.items(), strict=False):
+        _snapshot_panel(ax, snaps[index], centers, grid)
+        iterations.add(snaps[index]["iteration"])
+        ax.set_title(_wrap(label, 22), fontsize=SMALL)
+    _baseline_panels(flat[len(runs):], baselines, centers, grid)
+    fig.suptitle(f"iteration {', '.join(str(i) for i in sorted(iterations))}",
+                 fontsize=SMALL + 2)
+    fig.tight_layout()
+    return fig
+
+
+def _grid_shape(grid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    size = int(round(len(grid) ** 0.5))
+    return grid[:, 0].reshape(size, size), grid[:, 1].reshape(size, size)
+
+
+def _snapshot_panel(ax, snap: Mapping, centers: np.ndarray, grid: np.ndarray) -> None:
+    gx, gy = _grid_shape(grid)
+    samples = _as_points("samples", np.array(snap["samples"], dtype=float))
+    _points_panel(ax, centers, samples, (gx, gy), _values(snap["critic"]), (gx.min(), gx.max()))
+
+
+def _baseline_panels(axes, baselines: Mapping[str, np.ndarray], centers: np.ndarray,
+                     grid: np.ndarray) -> None:
+    """The baselines' samples (no critic) in ``axes``; the axes left over are switched off."""
+    gx, _ = _grid_shape(grid)
+    for ax, (name, samples) in zip(axes, baselines.items(), strict=False):
+        _points_panel(ax, centers, samples, extent=(gx.min(), gx.max()))
+        ax.set_title(f"baseline:\n{name}", fontsize=SMALL)
+    _off(axes[len(baselines):])
+
+
+def _off(axes) -> None:
+    for ax in axes:
+        ax.axis("off")
+
+
+def _baseline_lines(ax, levels: Mapping[str, float] | None, vertical: bool = False) -> None:
+    """Dashed lines at the baselines' values, labelled for the legend."""
+    for name, value in (levels or {}).items():
+        style = BASELINE_STYLES.get(name, {"color": "0.5", "ls": "--"})
+        line = ax.axvline if vertical else ax.axhline
+        line(value, lw=1.2, label=f"baseline: {name}", **style)
+
+
+def _legend_below(fig: Figure, axes, ncol: int = 3) -> None:
+    """One legend for the figure, below the panels (never over a curve)."""
+    handles, labels = {}, {}
+    for ax in np.ravel(axes):
+        for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
+            if lab not in labels:
+                handles[lab], labels[lab] = h, lab
+    if handles:
+        fig.legend(list(handles.values()), list(labels), loc="lower center", ncol=ncol,
+                   fontsize=SMALL, frameon=False, bbox_to_anchor=(0.5, 0.0))
+
+
 def estimate_vs_exact(panels: Mapping[str, Mapping[str, Sequence[float]]], *,
+                      baselines: Mapping[str, float] | None = None,
                       title: str | None = None) -> Figure:
     """The critic's distance estimate against the exact W1, one panel per method.
 
@@ -753,51 +860,149 @@ def estimate_vs_exact(panels: Mapping[str, Mapping[str, Sequence[float]]], *,
     ----------
     panels : mapping of panel title -> {"w1_exact": (n,), "w_estimate": (n,), "seed": (n,)}
         Points over training (every evaluation of every seed); colour = seed.
+    baselines : mapping of name -> exact W1, optional
+        Drawn as vertical lines: where the distance of a baseline lies on the x axis.
     title : str, optional
     """
     if not panels:
         raise ValueError("panels must hold at least one method")
     cols = min(4, len(panels))
     rows = -(-len(panels) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.9 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.5 * cols, 2.4 * rows + 0.9), squeeze=False)
     for ax, (name, c) in zip(axes.flat, panels.items(), strict=False):
-        x = np.array([np.nan if v is None else v for v in c["w1_exact"]], dtype=float)
-        y = np.array([np.nan if v is None else v for v in c["w_estimate"]], dtype=float)
+        x, y = _values(c["w1_exact"]), _values(c["w_estimate"])
         ax.scatter(x, y, c=np.asarray(c["seed"]) % 10, cmap="tab10", vmin=0, vmax=9, s=6)
-        ax.set_title(str(name), fontsize=9)
-        ax.set_xlabel("exact W1 (POT)", fontsize=8)
-        ax.set_ylabel("critic's estimate", fontsize=8)
-        ax.tick_params(labelsize=7)
+        _baseline_lines(ax, baselines, vertical=True)
+        ax.axhline(0, color="k", lw=0.6)
+        ax.set_title(_wrap(name, 30), fontsize=SMALL)
+        ax.set_xscale("log")
+        ax.set_xlabel("exact W1 (POT)", fontsize=SMALL)
+        ax.set_ylabel("critic's estimate", fontsize=SMALL)
+        ax.tick_params(labelsize=SMALL)
     for ax in axes.flat[len(panels):]:
         ax.axis("off")
     if title:
-        fig.suptitle(title)
-    fig.tight_layout()
+        fig.suptitle(title, fontsize=SMALL + 2)
+    fig.tight_layout(rect=(0, 0.06 if baselines else 0, 1, 1))
+    _legend_below(fig, axes)
     return fig
 
 
-def convergence(curves: Mapping[str, Mapping[str, tuple[Sequence[float], Sequence[float]]]], *,
-                ylabel: str = "exact W1 to the target", title: str | None = None) -> Figure:
-    """Mean curves over seeds against generator iterations, one panel per target.
+def convergence_panels(runs: Mapping[str, Mapping], *, baselines: Mapping[str, float] | None = None,
+                       ylabel: str = "exact W1", title: str | None = None) -> Figure:
+    """Every seed's curve and their mean, one panel per method, with the convergence verdict.
 
     Parameters
     ----------
-    curves : mapping of panel title -> {line label: (iterations (T,), values (T,))}
+    runs : mapping of panel title -> {"iterations": (T,), "values": (S, T), "verdict": str,
+        "from_iteration": float or None}
+        One curve per seed (thin) and their mean (thick); the last quarter of training, over
+        which ``labkit.study.convergence`` judges, is shaded from ``from_iteration``.
+    baselines : mapping of name -> value, optional
+        Horizontal lines (the baselines' W1 at the curves' sample size).
     ylabel, title : str
     """
-    if not curves:
-        raise ValueError("curves must hold at least one panel")
-    fig, axes = plt.subplots(1, len(curves), figsize=(5.5 * len(curves), 3.6), squeeze=False)
-    for ax, (panel, lines) in zip(axes[0], curves.items(), strict=True):
-        for label, (it, values) in lines.items():
-            ax.plot(it, values, label=label, lw=1.3)
+    if not runs:
+        raise ValueError("runs must hold at least one method")
+    cols = min(4, len(runs))
+    rows = -(-len(runs) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.5 * cols, 2.3 * rows + 0.9), squeeze=False,
+                             sharex=True, sharey=True)
+    for ax, (name, r) in zip(axes.flat, runs.items(), strict=False):
+        its, values = np.asarray(r["iterations"], float), np.atleast_2d(_values(np.ravel(
+            r["values"])).reshape(np.shape(r["values"])))
+        for curve in values:
+            ax.plot(its, curve, lw=0.6, alpha=0.5, color="C0")
+        ax.plot(its, np.nanmean(values, 0), lw=2, color="C0", label="mean over seeds")
+        if r.get("from_iteration") is not None:
+            ax.axvspan(r["from_iteration"], its[-1], color="0.9", zorder=0,
+                       label="last quarter (the criterion)")
+        _baseline_lines(ax, baselines)
         ax.set_yscale("log")
-        ax.set_xlabel("generator iterations")
-        ax.set_ylabel(ylabel)
-        ax.set_title(panel)
-    axes[0, -1].legend(fontsize=7)
+        ax.set_title(f"{_wrap(name, 26)}\n{r['verdict']}", fontsize=SMALL)
+        ax.tick_params(labelsize=SMALL)
+    for ax in axes[-1]:
+        ax.set_xlabel("generator iterations", fontsize=SMALL)
+    for ax in axes[:, 0]:
+        ax.set_ylabel(ylabel, fontsize=SMALL)
+    for ax in axes.flat[len(runs):]:
+        ax.axis("off")
     if title:
-        fig.suptitle(title)
+        fig.suptitle(title, fontsize=SMALL + 2)
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
+    _legend_below(fig, axes, ncol=4)
+    return fig
+
+
+def mean_curves(panels: Mapping[str, Mapping[str, tuple]], *, ylabel: str,
+                yscale: str = "linear", zero_line: bool = False,
+                baselines: Mapping[str, float] | None = None,
+                title: str | None = None) -> Figure:
+    """Curves over training, mean over seeds with the seeds' range shaded, one panel each.
+
+    Parameters
+    ----------
+    panels : mapping of panel title -> {line label: (iterations (T,), values (S, T))}
+    ylabel : str
+    yscale : {"linear", "log"}
+    zero_line : bool
+        Draw y = 0 (cosines, estimates that change sign).
+    baselines : mapping of name -> value, optional
+        Horizontal lines in every panel.
+    title : str, optional
+    """
+    if not panels:
+        raise ValueError("panels must hold at least one panel")
+    fig, axes = plt.subplots(1, len(panels), figsize=(min(10, 4.2 * len(panels)), 3.6),
+                             squeeze=False)
+    n_lines = max(len(lines) for lines in panels.values())
+    for ax, (panel, lines) in zip(axes[0], panels.items(), strict=True):
+        for k, (label, (its, values)) in enumerate(lines.items()):
+            values = np.atleast_2d(np.asarray(values, dtype=float))
+            colour = f"C{k % 10}"
+            ax.plot(its, np.nanmean(values, 0), lw=1.6, color=colour, label=label)
+            if len(values) > 1:
+                ax.fill_between(its, np.nanmin(values, 0), np.nanmax(values, 0), color=colour,
+                                alpha=0.15, lw=0)
+        if zero_line:
+            ax.axhline(0, color="k", lw=0.6)
+        _baseline_lines(ax, baselines)
+        ax.set_yscale(yscale)
+        ax.set_xlabel("generator iterations", fontsize=SMALL)
+        ax.set_ylabel(ylabel, fontsize=SMALL)
+        ax.set_title(panel, fontsize=SMALL + 1)
+        ax.tick_params(labelsize=SMALL)
+    if title:
+        fig.suptitle(title, fontsize=SMALL + 2)
+    extra = n_lines + len(baselines or {})
+    fig.tight_layout(rect=(0, 0.05 + 0.045 * (-(-extra // 3)), 1, 1))
+    _legend_below(fig, axes)
+    return fig
+
+
+def rank_tracking(points: Mapping[str, tuple[Sequence[float], Sequence[float]]], *,
+                  title: str | None = None) -> Figure:
+    """Spearman's rho of each seed against how much its W1 moved: one marker style per method.
+
+    Parameters
+    ----------
+    points : mapping of method label -> (W1 range per seed, rho per seed)
+    title : str, optional
+    """
+    if not points:
+        raise ValueError("points must hold at least one method")
+    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    for k, (label, (spread, rho)) in enumerate(points.items()):
+        ax.plot(spread, rho, ls="none", marker="osD^v<>P*X"[k % 10], ms=6, mfc="none",
+                color=f"C{k % 10}", label=label)
+    ax.axhline(0, color="k", lw=0.6)
+    ax.set_xscale("log")
+    ax.set_xlabel("how much W1 moved in the seed's run: (max - min) / median", fontsize=SMALL)
+    ax.set_ylabel("Spearman rho (estimate, exact W1)", fontsize=SMALL)
+    ax.tick_params(labelsize=SMALL)
+    ax.legend(fontsize=SMALL, loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False)
+    if title:
+        ax.set_title(title, fontsize=SMALL + 1)
     fig.tight_layout()
     return fig
 

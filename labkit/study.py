@@ -401,16 +401,26 @@ def run_convergence(run: dict, field: str = "w1_exact") -> dict:
     """
     if run.get("diverged"):
         return {"verdict": "diverged", "converged": False}
-    c = run["curves"]
-    its = sorted(set(c["iteration"]))
-    table = {(s, t): v for s, t, v in zip(c["seed"], c["iteration"], c[field], strict=True)}
-    seeds = sorted(set(c["seed"]))
-    values = [[table.get((s, t)) for t in its] for s in seeds]
-    if any(v is None for row in values for v in row):
+    its, values = seed_curves(run, field)
+    if np.isnan(values).any():
         return {"verdict": "diverged", "converged": False}
-    if len(seeds) < 2 or sum(t >= its[-1] - (its[-1] - its[0]) / 4 for t in its) < 3:
+    if len(values) < 2 or np.sum(its >= its[-1] - (its[-1] - its[0]) / 4) < 3:
         return {"verdict": "undecided", "converged": False}
     return convergence(its, values)
+
+
+def seed_curves(run: dict, field: str = "w1_exact") -> tuple[np.ndarray, np.ndarray]:
+    """One run's curves of ``field`` as arrays: iterations (T,) and values (S, T), one row per
+    seed in seed order, nan where nothing was measured."""
+    c = run["curves"]
+    if field not in c:
+        raise _checks.BadValue("field", field, "one of " + ", ".join(
+            k for k in c if k not in ("iteration", "seed")))
+    its, seeds = sorted(set(c["iteration"])), sorted(set(c["seed"]))
+    table = {(s, t): v for s, t, v in zip(c["seed"], c["iteration"], c[field], strict=True)}
+    values = np.array([[math.nan if table.get((s, t)) is None else table[(s, t)] for t in its]
+                       for s in seeds], dtype=float)
+    return np.array(its, dtype=float), values
 
 
 # --------------------------------------------------------------------------- baselines
@@ -1286,6 +1296,22 @@ def loss_tracking(data: dict) -> list[dict[str, Any]]:
     return rows
 
 
+def baseline_levels(data: dict, target: str, field: str = "w1_curve") -> dict[str, float]:
+    """The baselines' seed-mean ``field`` on ``target``: ``w1_curve`` (exact W1 at the curves'
+    size, default), or a final-table field such as ``w1_exact`` or ``hq_percent``."""
+    _checks.choice("target", target, TARGETS)
+    return {name: mean_se(_measured(data["baselines"][f"{name}/{target}"], field))[0]
+            for name in BASELINES if f"{name}/{target}" in data.get("baselines", {})}
+
+
+def baseline_samples(data: dict, target: str, n: int = 500) -> dict[str, torch.Tensor]:
+    """n points of each baseline on ``target`` for figures (the study's first seed; the
+    support-only spread the study chose)."""
+    spread = data["baselines"][f"support only/{target}"]["spread"]
+    seed = data["config"]["first_seed"]
+    return {name: baseline_points(name, target, n, seed, spread)[0] for name in BASELINES}
+
+
 #: Published rows on 2,500 samples: (modes, %HQ) on the ring of 8 and the grid of 25, and the
 #: source. PacGAN's carry standard errors.
 PUBLISHED = {
@@ -1441,4 +1467,5 @@ __all__ = ["METHODS", "DIAGNOSTIC_METHODS", "ALL_METHODS", "TARGETS", "BASELINES
            "PairInterrupted", "pair_folder", "run_study", "load_results", "default_work",
            "progress_report", "command_line", "summary_table", "captures_modes", "loss_tracking",
            "comparison_lines", "convergence_lines", "format_cell", "TABLE_FIELDS", "grid_points",
-           "PUBLISHED", "step_matmuls", "step_flops", "FORMAT"]
+           "PUBLISHED", "step_matmuls", "step_flops", "FORMAT", "seed_curves",
+           "baseline_levels", "baseline_samples"]

@@ -476,7 +476,8 @@ def clip_explorer(c: float = 0.01, n_critic: int = 5, depth: int = 3, constraint
     return ipywidgets.VBox([c_slider, n_slider, depth_slider, buttons, status, readout, image])
 
 
-def snapshot_slider(runs: Mapping[str, list], centers, grid) -> ipywidgets.VBox:
+def snapshot_slider(runs: Mapping[str, list], centers, grid,
+                    baselines: Mapping[str, object] | None = None) -> ipywidgets.VBox:
     """A slider over training checkpoints: every method's samples and critic at one snapshot.
 
     Parameters
@@ -486,12 +487,15 @@ def snapshot_slider(runs: Mapping[str, list], centers, grid) -> ipywidgets.VBox:
     centers : array (K, 2)
     grid : array (G * G, 2)
         As in :func:`labkit.plots.training_snapshots`.
+    baselines : mapping of name -> array (n, 2), optional
+        The baselines' samples, shown beside the methods at every checkpoint.
 
     Returns
     -------
     ipywidgets.VBox
-        ``IntSlider`` "checkpoint" (index into the snapshots; its readout is the index, the
-        figure's titles give the iteration) and an ``Image`` redrawn when it moves.
+        ``IntSlider`` "checkpoint" (index into the snapshots; the figure's title gives the
+        iteration) and an ``Image`` (:func:`labkit.plots.checkpoint_panels`) redrawn when it
+        moves.
     """
     import matplotlib.pyplot as plt
 
@@ -506,8 +510,7 @@ def snapshot_slider(runs: Mapping[str, list], centers, grid) -> ipywidgets.VBox:
     image = ipywidgets.Image(format="png")
 
     def update(_change=None) -> None:
-        fig = plots.training_snapshots(runs, centers, grid, columns=[slider.value],
-                                       transpose=True)
+        fig = plots.checkpoint_panels(runs, slider.value, centers, grid, baselines=baselines)
         image.value = _png(fig)
         plt.close(fig)
 
@@ -520,5 +523,5 @@ def _png(fig) -> bytes:
     import io
 
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=80)
+    fig.savefig(buf, format="png", dpi=100)
     return buf.getvalue()

@@ -91,25 +91,76 @@ def _snapshots(n: int) -> list[dict]:
              "critic": [None, *critic[1:].tolist()]} for k in range(n)]
 
 
-def test_training_snapshots_one_panel_per_method_and_checkpoint():
+def _grid():
+    return np.stack(np.meshgrid(np.linspace(-3, 3, 20), np.linspace(-3, 3, 20)), -1).reshape(-1, 2)
+
+
+def test_training_snapshots_one_panel_per_method_and_checkpoint_then_baselines():
     ring = toys.ring()
-    grid = np.stack(np.meshgrid(np.linspace(-3, 3, 20), np.linspace(-3, 3, 20)), -1).reshape(-1, 2)
-    runs = {"A": _snapshots(3), "B": _snapshots(3)}
-    fig = plots.training_snapshots(runs, ring.centers, grid)
-    assert len(fig.axes) == 6
-    assert [ax.get_title() for ax in fig.axes[:3]] == ["it 0", "it 100", "it 200"]
-    assert fig.axes[3].get_ylabel() == "B"
-    fig = plots.training_snapshots(runs, ring.centers, grid, columns=[2], transpose=True)
-    assert [ax.get_title() for ax in fig.axes] == ["A\nit 200", "B\nit 200"]
-    np.testing.assert_allclose(fig.axes[0].collections[-1].get_offsets(), [[0.2, 0], [0, 0.2]])
+    runs = {"A": _snapshots(3), "WGAN, clipping (paper: RMSprop 5e-5)": _snapshots(3)}
+    support = np.array([[2.0, 0.0], [0.0, 2.0], [-2.0, 0.0]])
+    fig = plots.training_snapshots(runs, ring.centers, _grid(),
+                                   baselines={"floor": support[:1], "support only": support})
+    assert len(fig.axes) == 9
+    assert [ax.get_title() for ax in fig.axes[:3]] == ["iteration 0", "iteration 100",
+                                                       "iteration 200"]
+    assert fig.axes[3].get_ylabel() == "WGAN, clipping\n(paper: RMSprop\n5e-5)"
+    assert [ax.get_title() for ax in fig.axes[6:8]] == ["baseline:\nfloor",
+                                                        "baseline:\nsupport only"]
+    np.testing.assert_allclose(fig.axes[7].collections[-1].get_offsets(), support)
+    assert not fig.axes[8].axison  # nothing left to draw there
+    fonts = [ax.title.get_fontsize() for ax in fig.axes[:8]]
+    assert min(fonts) >= 9
     with pytest.raises(ValueError, match="at least one method"):
-        plots.training_snapshots({}, ring.centers, grid)
+        plots.training_snapshots({}, ring.centers, _grid())
 
 
-def test_estimate_vs_exact_and_convergence_draw_the_given_points():
+def test_checkpoint_panels_wrap_methods_and_baselines_into_rows():
+    runs = {f"method {k}": _snapshots(3) for k in range(7)}
+    fig = plots.checkpoint_panels(runs, 2, toys.ring().centers, _grid(),
+                                  baselines={"floor": [[2.0, 0.0]], "support only": [[0, 2.0]]})
+    assert len(fig.axes) == 10 and fig.get_size_inches()[0] <= 10  # 5 a row, at most 1000 px
+    assert fig._suptitle.get_text() == "iteration 200"
+    assert [ax.get_title() for ax in fig.axes[:2]] == ["method 0", "method 1"]
+    assert fig.axes[8].get_title() == "baseline:\nsupport only"
+    np.testing.assert_allclose(fig.axes[0].collections[-1].get_offsets(), [[0.2, 0], [0, 0.2]])
+
+
+def test_estimate_vs_exact_draws_the_points_and_the_baselines():
     curves = {"w1_exact": [1.0, 0.5, None], "w_estimate": [0.2, 0.1, 0.05], "seed": [0, 0, 1]}
-    fig = plots.estimate_vs_exact({"WGAN": curves})
+    fig = plots.estimate_vs_exact({"WGAN": curves}, baselines={"floor": 0.15,
+                                                               "support only": 0.4})
     offsets = fig.axes[0].collections[0].get_offsets()
     np.testing.assert_allclose(offsets[:2], [[1.0, 0.2], [0.5, 0.1]])
-    fig = plots.convergence({"ring": {"GAN": ([0, 10], [2.0, 1.0])}})
-    np.testing.assert_allclose(fig.axes[0].lines[0].get_xydata(), [[0, 2.0], [10, 1.0]])
+    xs = sorted(line.get_xdata()[0] for line in fig.axes[0].lines[:2])
+    assert xs == [0.15, 0.4]
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["baseline: floor",
+                                                                  "baseline: support only"]
+
+
+def test_convergence_panels_show_seeds_mean_verdict_and_baselines():
+    runs = {"GAN": {"iterations": [0, 10, 20, 30], "values": [[2.0, 1.0, 1.5, 1.0],
+                                                              [2.0, 1.2, None, 1.2]],
+                    "verdict": "oscillating", "from_iteration": 22.5}}
+    fig = plots.convergence_panels(runs, baselines={"floor": 0.1})
+    ax = fig.axes[0]
+    assert ax.get_title() == "GAN\noscillating" and ax.get_yscale() == "log"
+    np.testing.assert_allclose(ax.lines[2].get_ydata(), [2.0, 1.1, 1.5, 1.1])  # mean, nan left out
+    assert ax.lines[3].get_ydata()[0] == 0.1  # the floor
+    assert ax.patches[0].get_x() == 22.5  # the shaded last quarter starts there
+
+
+def test_mean_curves_mean_and_range_over_seeds():
+    fig = plots.mean_curves({"ring": {"Adam": ([0, 10], [[0.5, -0.5], [0.1, -0.1]])}},
+                            ylabel="cosine", zero_line=True)
+    ax = fig.axes[0]
+    np.testing.assert_allclose(ax.lines[0].get_xydata(), [[0, 0.3], [10, -0.3]])
+    assert ax.lines[1].get_ydata()[0] == 0  # the zero line
+    assert fig.legends[0].get_texts()[0].get_text() == "Adam"
+
+
+def test_rank_tracking_one_marker_series_per_method():
+    fig = plots.rank_tracking({"A": ([0.1, 1.0], [0.0, 0.9]), "B": ([2.0], [0.5])})
+    ax = fig.axes[0]
+    np.testing.assert_allclose(ax.lines[0].get_xydata(), [[0.1, 0.0], [1.0, 0.9]])
+    assert ax.get_xscale() == "log" and ax.get_legend().get_texts()[1].get_text() == "B"

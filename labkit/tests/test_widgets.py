@@ -303,7 +303,8 @@ def test_snapshot_slider_redraws_on_move_and_checks_lengths():
     grid = np.stack(np.meshgrid(axis, axis), -1).reshape(-1, 2)
     snaps = [{"iteration": k, "samples": [[0.0, float(k)]], "critic": [float(k)] * 400}
              for k in range(3)]
-    box = widgets.snapshot_slider({"A": snaps, "B": snaps}, toys.ring().centers, grid)
+    box = widgets.snapshot_slider({"A": snaps, "B": snaps}, toys.ring().centers, grid,
+                                  baselines={"floor": [[2.0, 0.0]]})
     slider, image = box.children
     assert (slider.min, slider.max, slider.value) == (0, 2, 2)
     before = image.value
