@@ -76,19 +76,22 @@ def time_steps(trainer: Trainer, iters: int) -> float:
     return statistics.median(times)
 
 
-def measure(method: str, threads: int, iters: int, repeats: int) -> dict:
+def measure(method: str, threads: int, iters: int, repeats: int, warmup: int = 3,
+            gemm_repeats: int = 20) -> dict:
+    """The step's and the GEMMs' times for ``method`` (medians of ``repeats`` interleaved
+    timings), the FLOPs, both rates in GFLOP/s and the step's percentage of the GEMM rate."""
     config = study.StudyConfig(methods=(method,), threads=threads)
     train = config.train_config(method, "ring")
     train.eval_samples, train.eval_every = 10, 10**9
     trainer = Trainer(train, progress=False)  # sets the thread count
     matmuls = study.step_matmuls(train)
     flops = study.step_flops(train)
-    for _ in range(3):
+    for _ in range(warmup):
         trainer.train_step()
     steps, gemms = [], []
     for _ in range(repeats):
         steps.append(time_steps(trainer, iters))
-        gemms.append(time_gemms(matmuls))
+        gemms.append(time_gemms(matmuls, gemm_repeats))
     step, gemm = statistics.median(steps), statistics.median(gemms)
     return {"flops": flops, "step_s": step, "gemm_s": gemm, "achieved": flops / step / 1e9,
             "gemm_rate": flops / gemm / 1e9, "percent": 100 * gemm / step,
