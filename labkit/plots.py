@@ -705,6 +705,17 @@ def _wrap(label: str, width: int = 18) -> str:
     return "\n".join(textwrap.wrap(str(label), width)) or str(label)
 
 
+def _log_axis(ax, axis: str = "y") -> None:
+    """A log scale labelled with plain numbers at 1, 2 and 5 times the powers of ten."""
+    from matplotlib import ticker
+
+    getattr(ax, f"set_{axis}scale")("log")
+    target = ax.yaxis if axis == "y" else ax.xaxis
+    target.set_major_locator(ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+    target.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    target.set_minor_formatter(ticker.NullFormatter())
+
+
 def _values(values) -> np.ndarray:
     """A list that may hold None (not measured) as a float array with nan there."""
     return np.array([np.nan if v is None else v for v in values], dtype=float)
@@ -875,7 +886,7 @@ def estimate_vs_exact(panels: Mapping[str, Mapping[str, Sequence[float]]], *,
         _baseline_lines(ax, baselines, vertical=True)
         ax.axhline(0, color="k", lw=0.6)
         ax.set_title(_wrap(name, 30), fontsize=SMALL)
-        ax.set_xscale("log")
+        _log_axis(ax, "x")
         ax.set_xlabel("exact W1 (POT)", fontsize=SMALL)
         ax.set_ylabel("critic's estimate", fontsize=SMALL)
         ax.tick_params(labelsize=SMALL)
@@ -918,7 +929,7 @@ def convergence_panels(runs: Mapping[str, Mapping], *, baselines: Mapping[str, f
             ax.axvspan(r["from_iteration"], its[-1], color="0.9", zorder=0,
                        label="last quarter (the criterion)")
         _baseline_lines(ax, baselines)
-        ax.set_yscale("log")
+        _log_axis(ax)
         ax.set_title(f"{_wrap(name, 26)}\n{r['verdict']}", fontsize=SMALL)
         ax.tick_params(labelsize=SMALL)
     for ax in axes[-1]:
@@ -967,7 +978,8 @@ def mean_curves(panels: Mapping[str, Mapping[str, tuple]], *, ylabel: str,
         if zero_line:
             ax.axhline(0, color="k", lw=0.6)
         _baseline_lines(ax, baselines)
-        ax.set_yscale(yscale)
+        if yscale == "log":
+            _log_axis(ax)
         ax.set_xlabel("generator iterations", fontsize=SMALL)
         ax.set_ylabel(ylabel, fontsize=SMALL)
         ax.set_title(panel, fontsize=SMALL + 1)
@@ -996,7 +1008,7 @@ def rank_tracking(points: Mapping[str, tuple[Sequence[float], Sequence[float]]],
         ax.plot(spread, rho, ls="none", marker="osD^v<>P*X"[k % 10], ms=6, mfc="none",
                 color=f"C{k % 10}", label=label)
     ax.axhline(0, color="k", lw=0.6)
-    ax.set_xscale("log")
+    _log_axis(ax, "x")
     ax.set_xlabel("how much W1 moved in the seed's run: (max - min) / median", fontsize=SMALL)
     ax.set_ylabel("Spearman rho (estimate, exact W1)", fontsize=SMALL)
     ax.tick_params(labelsize=SMALL)

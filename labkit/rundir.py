@@ -1,7 +1,8 @@
 """Run folders: one run per folder at a time, nothing half-written, nothing stuck after a crash.
 
-Every command that writes a run into a folder (``toy``; later ``lsun train``, ``study``) goes
-through one entry point, :func:`claim`::
+Every command that writes a run into a folder (``toy``, ``lsun train``, and each (method, target)
+run of ``study`` in its work folder) goes through one entry point, :func:`claim`; ``study`` also
+locks its results file with :func:`claim_file`::
 
     folder = rundir.check(args.out, "--out")  # first: refuses bad paths, writes nothing
     ...                                       # then load and validate all that can fail
