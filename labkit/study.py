@@ -1256,6 +1256,61 @@ def captures_modes(row: dict, support: dict) -> bool:
     return beats("hq_percent", 1.0) and beats("w1_exact", -1.0)
 
 
+def collapse_kind(row: dict, support: dict, verdict: str, n_modes: int) -> str:
+    """What a run's final table says about mode collapse, in the study's words.
+
+    - not converged: ``"unconverged: swinging"`` (verdict oscillating), ``"unconverged: still
+      moving"`` (falling or rising), ``"diverged"``, ``"undecided"``;
+    - converged and :func:`captures_modes`: ``"captures the modes"``;
+    - converged onto fewer than three quarters of the ``n_modes`` modes (seed mean) with more
+      high-quality samples than ``support only`` (mass concentrated on a few modes):
+      ``"converged onto few modes"``, a mode collapse;
+    - otherwise converged: ``"converged, spread between the modes"`` (no better than a
+      generator that knows only the support).
+
+    Parameters
+    ----------
+    row, support : rows of :func:`summary_table` (the run's, and the same target's ``support
+        only``)
+    verdict : str
+        The run's :func:`run_convergence` verdict.
+    n_modes : int
+        Modes of the target (8 or 25).
+    """
+    if verdict != "converged":
+        return {"oscillating": "unconverged: swinging", "falling": "unconverged: still moving",
+                "rising": "unconverged: still moving"}.get(verdict, verdict)
+    if captures_modes(row, support):
+        return "captures the modes"
+    modes, hq, support_hq = row["modes"][0], row["hq_percent"], support["hq_percent"]
+    if modes < 0.75 * n_modes and hq[0] - support_hq[0] > math.sqrt(
+            np.nan_to_num(hq[1]) ** 2 + np.nan_to_num(support_hq[1]) ** 2):
+        return "converged onto few modes"
+    return "converged, spread between the modes"
+
+
+def collapse_lines(data: dict) -> list[str]:
+    """Every run's :func:`collapse_kind` with the numbers behind it, as text."""
+    from labkit import toys
+
+    data = _check_results(data)
+    rows = {(r["method"], r["target"]): r for r in summary_table(data)}
+    head = (f"{'method':<38} {'target':<6} {'modes':>6} {'%HQ':>6} {'W1':>6}   "
+            f"{'support only: %HQ, W1':<22} kind")
+    lines = [head, "-" * (len(head) + 24)]
+    for key, run in data["runs"].items():
+        method, target = key.split("/")
+        row, support = rows[method, target], rows.get(("support only", target))
+        if support is None:
+            continue
+        kind = collapse_kind(row, support, run_convergence(run)["verdict"],
+                             len(toys.make_target(target).centers))
+        lines.append(f"{row['label']:<38} {target:<6} {row['modes'][0]:>6.1f} "
+                     f"{row['hq_percent'][0]:>6.1f} {row['w1_exact'][0]:>6.3f}   "
+                     f"{support['hq_percent'][0]:>6.1f}, {support['w1_exact'][0]:<14.3f} {kind}")
+    return lines
+
+
 def loss_tracking(data: dict) -> list[dict[str, Any]]:
     """Does the critic's estimate track the exact W1 over training? Spearman per seed.
 
@@ -1468,4 +1523,4 @@ __all__ = ["METHODS", "DIAGNOSTIC_METHODS", "ALL_METHODS", "TARGETS", "BASELINES
            "progress_report", "command_line", "summary_table", "captures_modes", "loss_tracking",
            "comparison_lines", "convergence_lines", "format_cell", "TABLE_FIELDS", "grid_points",
            "PUBLISHED", "step_matmuls", "step_flops", "FORMAT", "seed_curves",
-           "baseline_levels", "baseline_samples"]
+           "baseline_levels", "baseline_samples", "collapse_kind", "collapse_lines"]

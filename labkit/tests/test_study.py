@@ -102,6 +102,19 @@ def test_captures_modes_needs_both_columns_beyond_the_standard_error():
     assert not study.captures_modes({**good, "hq_percent": (7.0, 1.0, 8)}, support)  # 1 < 1.04
 
 
+@pytest.mark.parametrize("verdict, modes, hq, w1, kind", [
+    ("oscillating", 2.0, 1.0, 1.5, "unconverged: swinging"),
+    ("falling", 7.0, 30.0, 0.2, "unconverged: still moving"),
+    ("converged", 8.0, 30.0, 0.20, "captures the modes"),
+    ("converged", 2.0, 90.0, 1.40, "converged onto few modes"),  # VEEGAN's GAN row
+    ("converged", 7.5, 3.0, 0.45, "converged, spread between the modes"),
+])
+def test_collapse_kind_names_what_the_numbers_show(verdict, modes, hq, w1, kind):
+    support = {"modes": (8.0, 0.0, 8), "hq_percent": (7.6, 0.1, 8), "w1_exact": (0.38, 0.002, 8)}
+    row = {"modes": (modes, 0.3, 8), "hq_percent": (hq, 1.0, 8), "w1_exact": (w1, 0.01, 8)}
+    assert study.collapse_kind(row, support, verdict, 8) == kind
+
+
 # --------------------------------------------------------------------------- baselines
 
 
