@@ -698,7 +698,7 @@ BASELINE_STYLES = {"floor": {"color": "0.35", "ls": ":"},
                    "support only": {"color": "C3", "ls": "--"}}
 
 
-def _wrap(label: str, width: int = 18) -> str:
+def _wrap(label: str, width: int = 20) -> str:
     """``label`` broken into lines of about ``width`` characters (panel titles, row labels)."""
     import textwrap
 
@@ -776,10 +776,16 @@ def training_snapshots(runs: Mapping[str, Sequence[Mapping]], centers, grid, *,
         line[0].set_ylabel(_wrap(label), fontsize=SMALL)
     if baselines:
         _baseline_panels(axes[-1], baselines, centers, grid)
+    _title_above(fig, title)
+    return fig
+
+
+def _title_above(fig: Figure, title: str | None) -> None:
+    """Lay the panels out and put ``title`` above them, clear of the panels' own titles."""
+    height = fig.get_size_inches()[1]
     if title:
         fig.suptitle(title, fontsize=SMALL + 2)
-    fig.tight_layout()
-    return fig
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.35 / height if title else 1))
 
 
 def checkpoint_panels(runs: Mapping[str, Sequence[Mapping]], index: int, centers, grid, *,
@@ -810,9 +816,7 @@ def checkpoint_panels(runs: Mapping[str, Sequence[Mapping]], index: int, centers
         iterations.add(snaps[index]["iteration"])
         ax.set_title(_wrap(label, 22), fontsize=SMALL)
     _baseline_panels(flat[len(runs):], baselines, centers, grid)
-    fig.suptitle(f"iteration {', '.join(str(i) for i in sorted(iterations))}",
-                 fontsize=SMALL + 2)
-    fig.tight_layout()
+    _title_above(fig, f"iteration {', '.join(str(i) for i in sorted(iterations))}")
     return fig
 
 

@@ -328,9 +328,10 @@ def convergence(iterations: Sequence[float], values: Sequence[Sequence[float]],
     i.e. even at z standard errors the seed-mean curve moves by less than ``tolerance`` (5%)
     of its level over the last quarter. Noise cannot help a drifting curve pass: more noise
     widens se_D and only makes the bound harder to meet. A curve that does not pass is
-    **drifting** (``"falling"`` or ``"rising"``) when |D| > z se_D, a trend the seeds agree on,
-    and **oscillating** otherwise: the seeds' curves swing by more than the tolerance without
-    a common trend.
+    **falling** or **rising** when |D| > z se_D (a trend the seeds agree on); otherwise it is
+    **oscillating** when the seeds' curves swing around their own lines by at least the
+    tolerance (the ``fluctuation`` below), and **unsettled** when they are smooth but drift
+    differently from seed to seed.
 
     Parameters
     ----------
@@ -343,7 +344,8 @@ def convergence(iterations: Sequence[float], values: Sequence[Sequence[float]],
     Returns
     -------
     dict
-        ``verdict`` ("converged", "falling", "rising" or "oscillating"), ``converged`` (bool),
+        ``verdict`` ("converged", "falling", "rising", "oscillating" or "unsettled"),
+        ``converged`` (bool),
         ``level`` L, ``drift`` D, ``drift_se`` se_D, ``bound`` (|D| + z se_D) / L, the
         ``fluctuation`` (mean over seeds of the residual standard deviation around each seed's
         line, over L), ``from_iteration`` and ``points`` (evaluations in the last quarter).
@@ -380,13 +382,13 @@ def convergence(iterations: Sequence[float], values: Sequence[Sequence[float]],
     if level <= 0:
         raise _checks.BadValue("values", f"level {level}", "a positive level (a distance)")
     bound = (abs(drift) + z * drift_se) / level
+    fluctuation = float(residuals.std(1, ddof=2).mean() / level)
     if bound < tolerance:
         verdict = "converged"
     elif abs(drift) > z * drift_se:
         verdict = "falling" if drift < 0 else "rising"
     else:
-        verdict = "oscillating"
-    fluctuation = float(residuals.std(1, ddof=2).mean() / level)
+        verdict = "oscillating" if fluctuation >= tolerance else "unsettled"
     return {"verdict": verdict, "converged": verdict == "converged", "level": level,
             "drift": drift, "drift_se": drift_se, "bound": float(bound),
             "fluctuation": fluctuation, "from_iteration": float(tq[0]), "points": int(last.sum())}
@@ -1260,13 +1262,17 @@ def collapse_kind(row: dict, support: dict, verdict: str, n_modes: int) -> str:
     """What a run's final table says about mode collapse, in the study's words.
 
     - not converged: ``"unconverged: swinging"`` (verdict oscillating), ``"unconverged: still
-      moving"`` (falling or rising), ``"diverged"``, ``"undecided"``;
+      moving"`` (falling, rising or unsettled), ``"diverged"``, ``"undecided"``;
     - converged and :func:`captures_modes`: ``"captures the modes"``;
     - converged onto fewer than three quarters of the ``n_modes`` modes (seed mean) with more
       high-quality samples than ``support only`` (mass concentrated on a few modes):
       ``"converged onto few modes"``, a mode collapse;
+    - converged with an exact W1 above ``support only``'s: ``"converged, away from the data"``;
     - otherwise converged: ``"converged, spread between the modes"`` (no better than a
       generator that knows only the support).
+
+    "Beyond" means by more than the standard error of the difference, as in
+    :func:`captures_modes`.
 
     Parameters
     ----------
@@ -1278,14 +1284,20 @@ def collapse_kind(row: dict, support: dict, verdict: str, n_modes: int) -> str:
         Modes of the target (8 or 25).
     """
     if verdict != "converged":
-        return {"oscillating": "unconverged: swinging", "falling": "unconverged: still moving",
-                "rising": "unconverged: still moving"}.get(verdict, verdict)
+        return {"oscillating": "unconverged: swinging"}.get(
+            verdict, "unconverged: still moving" if verdict in ("falling", "rising",
+                                                                "unsettled") else verdict)
     if captures_modes(row, support):
         return "captures the modes"
-    modes, hq, support_hq = row["modes"][0], row["hq_percent"], support["hq_percent"]
-    if modes < 0.75 * n_modes and hq[0] - support_hq[0] > math.sqrt(
-            np.nan_to_num(hq[1]) ** 2 + np.nan_to_num(support_hq[1]) ** 2):
+
+    def above(field: str, sign: float) -> bool:  # row beyond support by the combined error
+        (m, se, _), (b, se_b, _) = row[field], support[field]
+        return sign * (m - b) > math.hypot(np.nan_to_num(se), np.nan_to_num(se_b))
+
+    if row["modes"][0] < 0.75 * n_modes and above("hq_percent", 1.0):
         return "converged onto few modes"
+    if above("w1_exact", 1.0):
+        return "converged, away from the data"
     return "converged, spread between the modes"
 
 
