@@ -987,7 +987,8 @@ def run_study(study: StudyConfig, path: str | os.PathLike, progress: bool = True
                 raise KeyboardInterrupt(str(err)) from None
         else:  # longest runs first (gradient penalty, many critic steps, ...) so jobs end together
             todo.sort(key=lambda key: -_relative_cost(key.split("/")[0]))
-            _run_in_processes(study, todo, jobs, work, finished)
+            _run_in_processes(study, todo, jobs, work, finished,
+                              started=lambda key: log(f"{key}: started"))
         for key in order:  # folders of runs that finished but were not cleaned up (a crash)
             shutil.rmtree(pair_folder(work, key), ignore_errors=True)
         if work.is_dir() and not any(work.iterdir()):
@@ -1066,8 +1067,10 @@ def _picklable(value: Any) -> bool:
 
 
 def _run_in_processes(study: StudyConfig, keys: list[str], jobs: int, work: Path,
-                      finished: Callable[[str, dict], None]) -> None:
-    """Run ``keys`` in up to ``jobs`` worker processes, calling ``finished`` for each result.
+                      finished: Callable[[str, dict], None],
+                      started: Callable[[str], None] = lambda key: None) -> None:
+    """Run ``keys`` in up to ``jobs`` worker processes, calling ``started`` as each begins and
+    ``finished`` with each result.
 
     Ctrl-C (KeyboardInterrupt here) sends each running worker one SIGINT, so its trainer
     saves a checkpoint and stops; runs that finish meanwhile are still passed to ``finished``;
@@ -1086,6 +1089,7 @@ def _run_in_processes(study: StudyConfig, keys: list[str], jobs: int, work: Path
                                           daemon=True)
                 process.start()
                 running[key] = process
+                started(key)
             _collect(results, running, finished, timeout=1.0)
     except KeyboardInterrupt:
         for process in running.values():
