@@ -894,8 +894,8 @@ def load_results(path: str | os.PathLike) -> dict:
         raise ValueError(f"path={str(path)!r}: not a study file of format {FORMAT}")
     if data["format"] != FORMAT:
         raise ValueError(f"path={str(path)!r}: a study file of format {data['format']}, from "
-                         f"another labkit (this one reads format {FORMAT}); run the study again "
-                         "to remake it")
+                         f"another labkit (this one reads format {FORMAT}); delete it and run the "
+                         "study again to remake it")
     return data
 
 
