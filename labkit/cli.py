@@ -10,6 +10,8 @@ failed (a full disk), 130 Ctrl-C.
 ``lsun train`` trains the paper's DCGAN critic against a chosen generator on that cache through
 the same loop, data-parallel under ``torchrun``, and writes ``config.json``, ``history.csv``,
 ``metrics.json``, ``w_estimate.png``, ``samples/*.png`` and ``checkpoint.pt``.
+``study`` runs (or continues) the mode-collapse study of notebook 03 into one results file
+(:mod:`labkit.study`); Ctrl-C prints what is kept and the command that continues (exit 130).
 """
 
 from __future__ import annotations
