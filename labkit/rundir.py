@@ -186,10 +186,18 @@ def _check_fresh(folder: Path, option: str, allowed: set[str]) -> None:
                           f"labkit run ({shown}); choose a new or empty folder")
 
 
+def _umask() -> int:
+    """The process's umask (read by setting it and putting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside ``target``; when the block succeeds, flush it to disk and
-    rename it over ``target`` (atomic on POSIX). On any error, including Ctrl-C, the temporary
+    """Yield a temporary path beside ``target``; when the block succeeds, give it the mode a new
+    file gets (0666 less the umask: 0644 under the usual 022), flush it to disk and rename it
+    over ``target`` (atomic on POSIX). On any error, including Ctrl-C, the temporary
     file is removed and ``target`` keeps its previous content. A process killed mid-write leaves
     ``.<name>.*.tmp``, which the next :func:`claim` deletes.
     """
@@ -201,6 +209,7 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     try:
         yield tmp
         with open(tmp, "rb+") as f:
+            os.fchmod(f.fileno(), 0o666 & ~_umask())  # mkstemp made it 0600
             os.fsync(f.fileno())
         os.replace(tmp, target)
     except BaseException:
