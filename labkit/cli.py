@@ -1,4 +1,5 @@
-"""Command line of the lab: ``python -m labkit info``, ``toy ...`` and ``lsun ...``.
+"""Command line of the lab: ``python -m labkit info``, ``toy ...``, ``lsun ...``, ``study`` and
+``notebook ...``.
 
 ``toy`` trains a generator on a 2-D toy target by Algorithm 1 and writes into ``--out``:
 ``config.json``, ``history.csv``, ``metrics.json``, ``samples.png`` and ``checkpoint.pt``, every
@@ -10,11 +11,14 @@ failed (a full disk), 130 Ctrl-C.
 ``lsun train`` trains the paper's DCGAN critic against a chosen generator on that cache through
 the same loop, data-parallel under ``torchrun``, and writes ``config.json``, ``history.csv``,
 ``metrics.json``, ``w_estimate.png``, ``samples/*.png`` and ``checkpoint.pt``.
+``notebook run|static|check`` executes notebooks and commits them with static views of their
+widgets (:mod:`labkit.publish`); a cell that raises is exit status 1, the notebook unchanged.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import math
@@ -558,6 +562,63 @@ def _add_study_parser(sub) -> None:
     p.set_defaults(func=_cmd_study)
 
 
+# ------------------------------------------------------------------------------------- notebook
+def _cmd_notebook(args: argparse.Namespace) -> int:
+    """``run`` (execute, then static views), ``static`` (static views only) or ``check``."""
+    from tqdm.auto import tqdm
+
+    from labkit import publish
+
+    for path in args.paths:
+        if not Path(path).is_file() or Path(path).suffix != ".ipynb":
+            raise ValueError(f"notebook {path!r} is not an .ipynb file")
+    found = []
+    for path in map(Path, args.paths):
+        if args.action == "check":
+            found += publish.problems(path)
+            continue
+        bar = tqdm(desc=path.name, unit="cell", disable=args.action != "run")
+        with contextlib.closing(bar):
+            def step(done: int, total: int, bar=bar) -> None:
+                bar.total = total
+                bar.update(done - bar.n)
+
+            try:
+                problems = publish.publish(path, run=args.action == "run", quick=args.quick,
+                                           timeout=args.timeout, on_cell=step)
+            except publish.CellFailed as err:
+                print(f"error: {err}; the notebook was left unchanged", file=sys.stderr)
+                return 1
+            except KeyboardInterrupt:
+                print(f"interrupted; {path} was left unchanged", file=sys.stderr)
+                return EXIT_INTERRUPTED
+        found += problems
+        print(f"wrote {path}" + (" (quick mode)" if args.quick else ""))
+    for line in found:
+        print(line)
+    if args.action == "check":
+        print(f"{len(args.paths)} notebooks checked, {len(found)} problems")
+    return 1 if found else 0
+
+
+def _add_notebook_parser(sub) -> None:
+    p = sub.add_parser("notebook", help="execute and commit notebooks with static views of "
+                                        "their widgets (labkit.publish)",
+                       description="run: execute each notebook top to bottom in a fresh kernel "
+                                   "(full mode unless --quick) in its own folder, then write it "
+                                   "back with static views of its widgets, in the form "
+                                   "JupyterLab saves; static: only rewrite the static views; "
+                                   "check: list what would not read well in a fresh clone "
+                                   "(exit status 1 if anything).")
+    p.add_argument("action", choices=("run", "static", "check"))
+    p.add_argument("paths", nargs="+", metavar="NOTEBOOK", help=".ipynb files")
+    p.add_argument("--quick", action="store_true", help="run with LABKIT_QUICK=1 (for trials; "
+                                                        "commit full runs)")
+    p.add_argument("--timeout", type=_at_least_one, default=None,
+                   help="seconds one cell may take (default: no limit)")
+    p.set_defaults(func=_cmd_notebook)
+
+
 # ------------------------------------------------------------------------------------- main
 class _Parser(argparse.ArgumentParser):
     """argparse that reports errors as one line and exit status 2."""
@@ -588,6 +649,7 @@ def build_parser() -> argparse.ArgumentParser:
     p_toy.set_defaults(func=_cmd_toy)
     _add_lsun_train(_add_lsun_commands(sub))
     _add_study_parser(sub)
+    _add_notebook_parser(sub)
     parser.set_defaults(commands=", ".join(sub.choices))
     return parser
 

@@ -27,6 +27,8 @@ from pathlib import Path
 import pytest
 from labserver import Lab, request
 
+from labkit.widgets import THETA_RANGE
+
 pytestmark = pytest.mark.browser
 
 REPO = Path(__file__).resolve().parents[1]
@@ -159,6 +161,98 @@ def test_theta_explorer_in_jupyterlab(chromium, lab):
 @pytest.mark.parametrize("lab", [NOTEBOOK_02], indirect=True, ids=["02"])
 def test_clip_explorer_in_jupyterlab(chromium, lab):
     _in_browser(chromium, lab, _drive_clip_explorer)
+
+
+# --------------------------------------------------------------------------- a fresh clone
+
+
+def _static_expectations(path: Path) -> tuple[int, int]:
+    """(outputs JupyterLab shows as a picture when the notebook is untrusted, finished
+    progress bars) in a committed notebook: a picture wins over text unless the output also
+    has a safe type JupyterLab ranks higher (HTML, Markdown, LaTeX, SVG)."""
+    import nbformat
+
+    from labkit import publish
+
+    nb = nbformat.read(path, as_version=4)
+    tree = publish._state_of(nb)
+    higher = {"text/html", "text/markdown", "text/latex", "image/svg+xml"}
+    pictures = bars = 0
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            data = out.get("data", {})
+            pictures += "image/png" in data and not higher & set(data)
+            view = data.get(publish.VIEW_MIME)
+            bars += bool(view) and not tree.needs_picture(view["model_id"])
+    return pictures, bars
+
+
+def test_fresh_clone_shows_saved_widgets_and_saving_changes_nothing(chromium, tmp_path):
+    """Every committed notebook, opened untrusted as in a fresh clone (``make lab``): no widget
+    shows as ``VBox(children=...`` text or as a progress bar at 0%, each saved widget shows as
+    its picture or its finished bar; then File > Save writes back the very same bytes."""
+    from playwright.sync_api import sync_playwright
+
+    notebooks = sorted(NOTEBOOK.parent.glob("*.ipynb"))
+    lab = Lab(tmp_path)
+    for path in notebooks:
+        shutil.copy2(path, lab.root / path.name)
+    views = '.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.widget-view+json"]'
+    try:
+        lab.start()
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=chromium, headless=True,
+                                        args=CHROMIUM_ARGS)
+            try:
+                for path in notebooks:
+                    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+                    _check_fresh_notebook(page, lab, path, views)
+                    page.close()
+            finally:
+                browser.close()
+    finally:
+        lab.stop()
+        ARTIFACTS.mkdir(exist_ok=True)
+        shutil.copy2(lab.log_path, ARTIFACTS / "browser_jupyter_fresh_clone.log")
+
+
+def _check_fresh_notebook(page, lab: Lab, path: Path, views: str) -> None:
+    pictures, bars = _static_expectations(path)
+    page.goto(f"{lab.url}/lab/tree/{path.name}?reset&token={lab.token}",
+              wait_until="domcontentloaded")
+    panel = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)")
+    outputs = panel.locator(".jp-OutputArea-output")
+    shown_pictures = panel.locator('.jp-OutputArea-output[data-mime-type="image/png"] img')
+
+    title = page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab.lm-mod-current .lm-TabBar-tabLabel")
+    loaded = "i => i.complete && i.naturalWidth > 0"
+
+    def rendered() -> bool:
+        _accept_dialog(page)
+        return (path.name in title.all_inner_texts() and shown_pictures.count() == pictures
+                and all(img.evaluate(loaded) for img in shown_pictures.all()))
+
+    _wait_until(rendered, 60, f"{path.name}: {pictures} pictures to show",
+                lambda: f"tabs {title.all_inner_texts()}, {shown_pictures.count()} pictures, "
+                        f"loaded {[img.evaluate(loaded) for img in shown_pictures.all()]}")
+    texts = outputs.all_inner_texts()
+    assert panel.locator(views).count() == 0, "an untrusted notebook rendered a live widget"
+    as_text = [t[:80] for t in texts if "(children=" in t or re.search(r"(^|\s)0%\|", t)]
+    assert not as_text, f"{path.name}: widget state shown as text: {as_text}"
+    finished = [t for t in texts if re.search(r"100%\|█{10}\|", t)]
+    assert len(finished) == bars, f"{path.name}: {len(finished)} finished bars of {bars}"
+    page.screenshot(path=str(ARTIFACTS / f"browser_fresh_{path.stem}.png"))
+
+    before = (lab.root / path.name).read_bytes()
+    modified = (lab.root / path.name).stat().st_mtime_ns
+    panel.locator(".jp-Cell").first.click()
+    page.keyboard.press("Control+s")
+    _wait_until(lambda: (lab.root / path.name).stat().st_mtime_ns != modified, 30,
+                f"{path.name} to be saved")
+    after = (lab.root / path.name).read_bytes()
+    if after != before:
+        (ARTIFACTS / f"resaved_{path.name}").write_bytes(after)
+    assert after == before, f"saving {path.name} changed it (see test-artifacts/resaved_*)"
 
 
 def _accept_dialog(page) -> None:
