@@ -19,6 +19,7 @@ import PIL.Image
 import scipy.ndimage
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator, NullFormatter, ScalarFormatter
 
 from labkit import _checks, rundir
 
@@ -580,7 +581,8 @@ class ClipExplorerView:
     Four panels on a bare Agg canvas (never shown twice by pyplot): the critic's values with the
     real and fake samples; at the fake points the direction the critic pushes them (grad f,
     black) over the exact OT direction (-dW1/dx, grey), both unit length; the histogram of the
-    weights with +-c dotted; the per-layer gradient norms on a log scale (WGAN-GP, Figure 1b).
+    weights with ±c dotted (clipping only); the per-layer gradient norms on a log scale
+    (WGAN-GP, Figure 1b), a norm of 0 left out.
     The layout is computed once; :meth:`update` changes the artists' data only.
 
     Parameters
@@ -624,10 +626,13 @@ class ClipExplorerView:
         push_ax.legend(fontsize=7, loc="lower left")
         self._stairs = hist_ax.stairs([0.0], [-1.0, 1.0], fill=True, color="C2")
         self._clip_lines = [hist_ax.axvline(sign, color="k", ls=":", lw=1) for sign in (-1, 1)]
-        hist_ax.set_title("weights (dotted: +-c)", fontsize=9)
+        self._hist_title = hist_ax.set_title("weights (dotted: ±c)", fontsize=9)
         hist_ax.set_yticks([])
         (self._norms,) = norm_ax.semilogy([1, 2], [1, 1], "o-", color="C3")
-        norm_ax.set(xlabel="layer (1 = input)", xlim=(0.5, depth_max + 1.5))
+        norm_ax.yaxis.set_minor_formatter(NullFormatter())
+        # The layout is computed once: lay it out with the widest tick labels the panel will
+        # show (10^-30), so that later ones never run into the histogram.
+        norm_ax.set(xlabel="layer (1 = input)", xlim=(0.5, depth_max + 1.5), ylim=(1e-30, 1e5))
         norm_ax.set_title("||dL/dW|| per layer", fontsize=9)
         self._title = self.fig.suptitle(" ", fontsize=10)
         self._canvas.draw()  # lay out once
@@ -673,11 +678,20 @@ class ClipExplorerView:
             line.set_visible(clip is not None)
             if clip is not None:
                 line.set_xdata([sign * clip, sign * clip])
+        if clip is not None:  # ticks at -c, 0, c
+            hist_ax.set_xticks([-clip, 0.0, clip], labels=[f"{-clip:g}", "0", f"{clip:g}"])
+        else:
+            hist_ax.xaxis.set_major_locator(MaxNLocator(nbins=3, symmetric=True))
+            hist_ax.xaxis.set_major_formatter(ScalarFormatter())
+        self._hist_title.set_text("weights (dotted: ±c)" if clip is not None else "weights")
         norms = np.asarray(layer_norms, dtype=float)
-        self._norms.set_data(np.arange(1, norms.size + 1), norms)
+        # A norm of exactly 0 (a layer the signal no longer reaches) has no place on a log
+        # axis: the line stops there.
+        self._norms.set_data(np.arange(1, norms.size + 1), np.where(norms > 0, norms, np.nan))
         positive = norms[norms > 0]
-        if positive.size:
-            norm_ax.set_ylim(positive.min() / 2, positive.max() * 2)
+        if positive.size:  # whole decades, so that at least two labelled ticks show
+            norm_ax.set_ylim(10.0 ** np.floor(np.log10(positive.min() / 2)),
+                             10.0 ** np.ceil(np.log10(positive.max() * 2)))
         self._title.set_text(title)
 
     def png(self) -> bytes:

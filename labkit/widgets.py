@@ -49,6 +49,17 @@ _LABELS = {
 #: Ranges of the explorer's sliders.
 THETA_RANGE = (-1.0, 1.0)
 N_RANGE = (10, 1000)
+#: Width of every explorer control. The theta slider's track (the width less the description
+#: and the readout) is about 480 px for its 201 steps of 0.01, so that dragging reaches every
+#: value, 0 included (``tests/test_browser.py``); 124 px, ipywidgets' default, skipped some.
+CONTROL_WIDTH = "640px"
+
+
+def _control_options() -> dict:
+    """Layout and style shared by the controls of an explorer: descriptions in one 80 px column,
+    tracks of one length, so that the controls line up."""
+    return {"layout": ipywidgets.Layout(width=CONTROL_WIDTH),
+            "style": {"description_width": "80px"}}
 
 
 def example1_samples(theta: float, n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -182,9 +193,10 @@ def theta_explorer(theta: float = 0.5, n: int = 200, seed: int = 0) -> ipywidget
     Returns
     -------
     ipywidgets.VBox
-        Children, in order: ``FloatSlider`` "theta" (min -1, max 1, step 0.01; the first slider),
-        ``IntSlider`` "n" (10 to 1000), ``HTML`` readout (:func:`readout_html`) and an ``Image``
-        with the two lines and the four closed forms, a marker at the current theta.
+        Children, in order: ``FloatSlider`` "theta" (min -1, max 1, step 0.01; the first slider,
+        :data:`CONTROL_WIDTH` wide so that dragging reaches every step), ``IntSlider`` "n" (10 to
+        1000), ``HTML`` readout (:func:`readout_html`) and an ``Image`` with the two lines and
+        the four closed forms, a marker at the current theta.
         Moving either slider recomputes the readout and redraws the figure in place; theta is
         rounded to 12 decimals first, so a slider that steps to 1e-17 shows theta = 0.
     """
@@ -197,9 +209,11 @@ def theta_explorer(theta: float = 0.5, n: int = 200, seed: int = 0) -> ipywidget
     seed = _checks.integer("seed", seed, minimum=0)
 
     theta_slider = ipywidgets.FloatSlider(value=theta, min=THETA_RANGE[0], max=THETA_RANGE[1],
-                                          step=0.01, description="theta", readout_format=".2f")
+                                          step=0.01, description="theta", readout_format=".2f",
+                                          **_control_options())
     n_slider = ipywidgets.IntSlider(value=n, min=N_RANGE[0], max=N_RANGE[1], step=1,
-                                    description="n", continuous_update=False)
+                                    description="n", continuous_update=False,
+                                    **_control_options())
     readout = ipywidgets.HTML()
     image = ipywidgets.Image(format="png")
 
@@ -245,8 +259,12 @@ EXPLORER_CONSTRAINTS = ("clip", "gp", "sn")
 
 
 def _format_clip(value: float) -> str:
-    """Four significant digits ("0.0001234", "1.012"), or "nan"."""
-    return "nan" if math.isnan(value) else f"{value:.4g}"
+    """Four significant digits ("0.0001234", "1.012"), or "nan"; -0.0 is written "0".
+
+    >>> _format_clip(-0.0), _format_clip(-0.00012345)
+    ('0', '-0.0001234')
+    """
+    return "nan" if math.isnan(value) else f"{value + 0.0:.4g}"
 
 
 def clip_readout_html(values: Mapping[str, float]) -> str:
@@ -431,8 +449,9 @@ def clip_explorer(c: float = 0.01, n_critic: int = 5, depth: int = 3, constraint
     Returns
     -------
     ipywidgets.VBox
-        Children, in order: ``FloatLogSlider`` "c" (10^-3 to 10^0, step 10^0.25), ``IntSlider``
-        "n_critic", ``IntSlider`` "depth", ``ToggleButtons`` "constraint", ``HTML`` status
+        Children, in order: ``FloatLogSlider`` "c" (10^-3 to 10^0, step 10^0.25; disabled
+        under GP and SN), ``IntSlider`` "n_critic", ``IntSlider`` "depth", ``ToggleButtons``
+        "constraint" (the four aligned, :data:`CONTROL_WIDTH` wide), ``HTML`` status
         ("training..." while a critic trains, then the time taken or "cached"), ``HTML`` readout
         (:func:`clip_readout_html` of :meth:`ClipExplorerModel.update`'s values) and an ``Image``
         (:class:`labkit.plots.ClipExplorerView`). Every change retrains or takes the critic from
@@ -442,16 +461,17 @@ def clip_explorer(c: float = 0.01, n_critic: int = 5, depth: int = 3, constraint
 
     model = ClipExplorerModel() if model is None else model
     model.key(c, n_critic, depth, constraint)  # validates the initial values
-    style = {"description_width": "initial"}
     c_slider = ipywidgets.FloatLogSlider(value=c, base=10, min=-3, max=0, step=0.25,
                                          description="c", readout_format=".4g",
-                                         continuous_update=False)
+                                         continuous_update=False, **_control_options())
     n_slider = ipywidgets.IntSlider(value=n_critic, min=N_CRITIC_RANGE[0], max=N_CRITIC_RANGE[1],
-                                    description="n_critic", continuous_update=False, style=style)
+                                    description="n_critic", continuous_update=False,
+                                    **_control_options())
     depth_slider = ipywidgets.IntSlider(value=depth, min=DEPTH_RANGE[0], max=DEPTH_RANGE[1],
-                                        description="depth", continuous_update=False)
+                                        description="depth", continuous_update=False,
+                                        **_control_options())
     buttons = ipywidgets.ToggleButtons(options=EXPLORER_CONSTRAINTS, value=constraint,
-                                       description="constraint", style=style)
+                                       description="constraint", **_control_options())
     status = ipywidgets.HTML()
     readout = ipywidgets.HTML()
     image = ipywidgets.Image(format="png")
@@ -460,6 +480,7 @@ def clip_explorer(c: float = 0.01, n_critic: int = 5, depth: int = 3, constraint
 
     def update(_change=None) -> None:
         args = (c_slider.value, n_slider.value, depth_slider.value, buttons.value)
+        c_slider.disabled = buttons.value != "clip"  # GP and SN have no c
         if not model.is_cached(*args):
             status.value = '<span class="labkit-status" style="color:#b45309">training...</span>'
         state = model.update(*args)

@@ -386,6 +386,25 @@ def _drive(page, lab: Lab) -> None:
         page.keyboard.press("ArrowLeft")  # negative theta: W = |theta|
     check(-0.02)
 
+    # Drag with the mouse: from theta = 1 to the whole pixel nearest the middle of the track
+    # (where a student aims) must land on exactly 0, so every step needs a pixel or more.
+    track = theta_slider.locator(".noUi-target").first.bounding_box()
+    steps = round((THETA_RANGE[1] - THETA_RANGE[0]) / 0.01)
+    assert track["width"] >= 2 * steps, f"theta track {track['width']} px for {steps} steps"
+    y = track["y"] + track["height"] / 2
+
+    def drag_to(x: float) -> None:
+        box = handle.bounding_box()
+        page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+        page.mouse.down()
+        page.mouse.move(x, y, steps=12)
+        page.mouse.up()
+
+    drag_to(track["x"] + track["width"])  # far right: theta = 1
+    check(1.0)
+    drag_to(round(track["x"] + track["width"] / 2))
+    check(0.0)
+
     # For the screenshot: let the figure catch up, then put the widget at the top of the view.
     _wait_until(
         lambda: indicator.get_attribute("data-status") == "idle", UPDATE_TIMEOUT, "kernel idle"
@@ -443,6 +462,16 @@ def _drive_clip_explorer(page, lab: Lab) -> None:
     third = check(10**-2.25)
     assert third not in (first, second)
     assert shown() != {k: f"{v:.4g}" for k, v in model.update(0.01, 5, 3, "clip").values.items()}
+
+    # Gradient penalty has no c: its numbers show, and the c slider is disabled until clipping
+    # is chosen again.
+    explorer.locator(".widget-toggle-buttons button", has_text=re.compile("^gp$")).click()
+    want = {k: f"{v:.4g}" for k, v in model.update(0.01, 5, 3, "gp").values.items()}
+    disabled = c_slider.locator(".noUi-target[disabled]")
+    _wait_until(lambda: shown() == want and disabled.count() == 1, UPDATE_TIMEOUT,
+                f"GP's readout {want} and a disabled c slider", state)
+    explorer.locator(".widget-toggle-buttons button", has_text=re.compile("^clip$")).click()
+    _wait_until(lambda: disabled.count() == 0, UPDATE_TIMEOUT, "the c slider enabled", state)
 
     _wait_until(
         lambda: indicator.get_attribute("data-status") == "idle", UPDATE_TIMEOUT, "kernel idle"
