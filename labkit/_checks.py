@@ -277,7 +277,7 @@ def fits_in_memory(name: str, value: Any, need: float, what: str) -> None:
     limit = memory_limit()
     if need > limit:
         raise BadValue(name, value, "small enough to fit in memory",
-                       f": {what} need at least {need / 2**30:.3g} GiB, more than the "
+                       f": {what} would take at least {need / 2**30:.3g} GiB, more than the "
                        f"{limit / 2**30:.3g} GiB this process may use")
 
 

@@ -169,7 +169,7 @@ def _cmd_toy(args: argparse.Namespace) -> int:
     _check_owner(out, "toy")
     if args.resume:
         saved, iteration = _saved_run(out, "toy")
-        config = _check_continues(_config_from_args(args, saved), iteration, out)
+        config = _check_continues(_config_from_args(args, saved), saved, iteration, out)
         trainer = Trainer.resume(out / "checkpoint.pt", config, progress=not args.quiet)
     else:
         config = _config_from_args(args, dataclasses.asdict(TrainConfig()))
@@ -193,8 +193,19 @@ def _check_owner(out: Path, command: str) -> None:
     if isinstance(config, dict) and (owner := _command_of(config)) != command:
         raise ValueError(f"--out {str(out)!r} holds a run of `python -m labkit {owner}` (target "
                          f"{config.get('target')!r}), not of `{command}`; continue it with: "
-                         f"python -m labkit {owner} --out {out} --resume, or choose another "
-                         "--out")
+                         f"{_continue_command(owner, out, config)}, or choose another --out")
+
+
+def _continue_command(command: str, out: Path, config: dict[str, Any]) -> str:
+    """The command that continues the run in ``out``: ``--resume`` if it is unfinished, else
+    ``--resume --iters`` twice its length (any number above it would do)."""
+    from labkit import rundir
+
+    resume = f"python -m labkit {command} --out {out} --resume"
+    iters = config.get("iters")
+    if (out / rundir.MARKER).exists() or not isinstance(iters, int):
+        return resume
+    return f"{resume} --iters {2 * max(iters, 1)}"
 
 
 def _saved_run(out: Path, command: str) -> tuple[dict[str, Any], int]:
@@ -212,16 +223,29 @@ def _saved_run(out: Path, command: str) -> tuple[dict[str, Any], int]:
                                          "checkpoint (no config or iteration)")
     if (owner := _command_of(saved["config"])) != command:
         raise ValueError(f"--resume: {str(out)!r} holds a run of `python -m labkit {owner}`, "
-                         f"not of `{command}`; continue it with: python -m labkit {owner} "
-                         f"--out {out} --resume")
+                         f"not of `{command}`; continue it with: "
+                         f"{_continue_command(owner, out, saved['config'])}")
     return saved["config"], saved["iteration"]
 
 
-def _check_continues(config, iteration: int, out: Path, epochs: float | None = None):
-    """``config`` if its ``iters`` go beyond the saved ``iteration``, or reach it in a run that
-    did not finish writing its outputs (Ctrl-C in its last evaluation: ``--resume`` then
-    completes them); else a one-line error. ``epochs``: the ``--epochs`` that set ``iters``."""
+def _check_continues(config, saved: dict[str, Any], iteration: int, out: Path,
+                     epochs: float | None = None):
+    """``config`` if it keeps the ``saved`` run's settings (but for
+    :data:`~labkit.train.RESUMABLE_FIELDS`) and its ``iters`` go beyond the saved ``iteration``,
+    or reach it in a run that did not finish writing its outputs (Ctrl-C in its last evaluation:
+    ``--resume`` then completes them); else a one-line error naming the options.
+    ``epochs``: the ``--epochs`` that set ``iters``."""
     from labkit import rundir
+    from labkit.checkpoint import config_differences
+    from labkit.train import RESUMABLE_FIELDS
+
+    changed = [d.split(": ", 1) for d in
+               config_differences(saved, config.to_dict(), RESUMABLE_FIELDS)]
+    if changed:
+        shown = "; ".join(f"{_flag(name)} {values}" for name, values in changed)
+        may = ", ".join(_flag(f) for f in RESUMABLE_FIELDS if f != "checkpoint")
+        raise ValueError(f"--resume keeps the run's settings, but these differ: {shown}; only "
+                         f"{may} may change (start a new run, another --out, to change others)")
 
     unfinished = (out / rundir.MARKER).exists()
     if config.iters < iteration or (config.iters == iteration and not unfinished):
@@ -286,7 +310,21 @@ def _kept(trainer, out: Path, command: str) -> str:
     if trainer.saved_iteration is None:
         return "no checkpoint was saved yet, so start again with the same command"
     return (f"checkpoint of iteration {trainer.saved_iteration} in {trainer.config.checkpoint}; "
-            f"continue with: python -m labkit {command} --out {out} --resume")
+            f"continue with: {_resume_command(trainer, out, command)}")
+
+
+def _resume_command(trainer, out: Path, command: str) -> str:
+    """The command that continues a stopped run to the iterations it was asked for: ``--resume``
+    takes the settings of the checkpoint on disk, so ``--iters`` is added when that checkpoint
+    was written before a resume asked for more."""
+    from labkit import checkpoint
+
+    resume = f"python -m labkit {command} --out {out} --resume"
+    try:
+        saved = checkpoint.load(trainer.config.checkpoint)["config"]["iters"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return resume
+    return resume if saved >= trainer.config.iters else f"{resume} --iters {trainer.config.iters}"
 
 
 def _interrupted(trainer, out: Path, command: str) -> str:
@@ -360,8 +398,8 @@ def _cmd_lsun_train(args: argparse.Namespace) -> int:
         saved, iteration = _saved_run(out, "lsun train")
         if args.epochs is not None:  # counted over the whole run, from iteration 0
             given["iters"] = epoch_iters({**saved, **given}, args.epochs)
-        config = _check_continues(TrainConfig.from_dict({**saved, **given}), iteration, out,
-                                  args.epochs)
+        config = _check_continues(TrainConfig.from_dict({**saved, **given}), saved, iteration,
+                                  out, args.epochs)
     elif args.data is None:
         raise ValueError("--data is required: the folder of an image cache made by "
                          "`python -m labkit lsun prepare`")
@@ -462,8 +500,8 @@ def _cmd_lsun_download(args: argparse.Namespace) -> int:
         print(f"interrupted; {_part_kept(part)}", file=sys.stderr)
         return EXIT_INTERRUPTED
     except OSError as err:
-        print(f"error: could not write in --out {str(out)!r}: {err.strerror or err}; "
-              f"{_part_kept(part)}; make room first", file=sys.stderr)
+        print(f"error: could not write in --out {str(out)!r}: {err.strerror or err}; make room, "
+              f"then: {_part_kept(part)}", file=sys.stderr)
         return EXIT_WRITE_FAILED
     print(f"LMDB ready: {path}; next: python -m labkit lsun prepare --src {path} "
           "--out CACHE --size 64 --workers N")
@@ -471,14 +509,14 @@ def _cmd_lsun_download(args: argparse.Namespace) -> int:
 
 
 def _part_kept(part: Path) -> str:
-    """What an interrupted download leaves, and how to go on."""
+    """What a stopped download leaves, and how to go on."""
     if part.is_file() and part.stat().st_size:
         return (f"the {part.stat().st_size} bytes received are kept in {part}; run the same "
                 "command again to resume the download")
     if part.with_suffix("").is_file():
         return (f"the whole archive is kept in {part.with_suffix('')}; run the same command "
                 "again to unpack it")
-    return "nothing was kept; run the same command again to start the download"
+    return "nothing was received; run the same command again to start the download"
 
 
 def _cmd_lsun_prepare(args: argparse.Namespace) -> int:
@@ -495,8 +533,8 @@ def _cmd_lsun_prepare(args: argparse.Namespace) -> int:
     except OSError as err:
         if isinstance(err, FileNotFoundError):  # a --src that is not there: one line in main()
             raise
-        print(f"error: could not write in --out {str(out)!r}: {err.strerror or err}; "
-              f"{_prepare_kept(out)}; make room first", file=sys.stderr)
+        print(f"error: could not write in --out {str(out)!r}: {err.strerror or err}; make room, "
+              f"then: {_prepare_kept(out)}", file=sys.stderr)
         return EXIT_WRITE_FAILED
     seconds = time.perf_counter() - started
     skipped = cache.manifest["skipped"]
@@ -520,7 +558,7 @@ def _prepare_kept(out: Path) -> str:
     if done:
         return (f"{done} of {total} records are done and kept in {out}; run the same command "
                 "again to continue")
-    return "no chunk was finished, so nothing is kept; run the same command again to start"
+    return "no chunk was finished, so nothing was kept; run the same command again to start"
 
 
 def _positive_real(text: str) -> float:

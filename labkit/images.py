@@ -127,7 +127,7 @@ def save_cache(images: np.ndarray, path: str | os.PathLike, source: str,
 
 
 def open_cache(path: str | os.PathLike, size: int | None = None, verify: bool = False,
-               size_name: str = "size") -> ImageCache:
+               size_name: str = "size", path_name: str = "path") -> ImageCache:
     """Open a cache folder read-only (memmap), checking it against its manifest.
 
     Parameters
@@ -135,44 +135,49 @@ def open_cache(path: str | os.PathLike, size: int | None = None, verify: bool = 
     path : folder holding ``images.npy`` and ``manifest.json``
     size : the image size the run expects; a cache made at another size is refused
     verify : also recompute the SHA-256 of ``images.npy`` (reads the whole file)
-    size_name : what the caller calls ``size`` in its errors (``image_size`` for a run)
+    size_name, path_name : what the caller calls ``size`` and ``path`` in its errors
+        (``image_size`` and ``data`` for a run)
 
     Raises
     ------
     FileNotFoundError
-        No such folder, or a file of the cache is missing (an unfinished ``prepare``); the
-        message gives the command that makes or finishes it.
+        No such folder, or a file of the cache is missing (an unfinished ``prepare``, an LMDB
+        not prepared yet): :class:`labkit._checks.NotFound`, whose message gives the command
+        that makes or finishes the cache.
     ValueError
         A damaged manifest (every field is checked), a manifest that does not match the array,
-        another ``size``, or (``verify``) another checksum.
+        another ``size``, or (``verify``) another checksum: :class:`labkit._checks.BadValue`.
     """
     if size is not None:
         size = _checks.image_size(size_name, size)
-    folder = Path(_checks.path("path", path))
+    folder = Path(_checks.path(path_name, path))
+    cache = "the folder of an image cache"
     if not folder.is_dir():
-        raise FileNotFoundError(f"cache: no folder at {str(folder)!r}")
+        raise _checks.NotFound(path_name, str(folder), cache, ": no such folder")
     for name in (IMAGES_FILE, MANIFEST_FILE):
         if not (folder / name).is_file():
-            raise FileNotFoundError(f"cache: {str(folder / name)!r} is missing; "
-                                    f"{_how_to_make(folder)}")
+            raise _checks.NotFound(path_name, str(folder), cache,
+                                   f": {name} is missing; {_how_to_make(folder)}")
     try:
         manifest = _read_manifest(folder / MANIFEST_FILE)
         count, cache_size = manifest["count"], manifest["size"]
         images = np.load(folder / IMAGES_FILE, mmap_mode="r")
     except (ValueError, OSError) as err:
-        raise ValueError(f"cache: {str(folder)!r} is damaged ({err}); "
-                         f"{_how_to_rebuild(folder)}") from None
+        raise _checks.BadValue(path_name, str(folder), "an undamaged image cache",
+                               f" ({err}); {_how_to_rebuild(folder)}") from None
     if images.dtype != np.uint8 or images.shape != (count, 3, cache_size, cache_size):
-        raise ValueError(f"cache: {str(folder / IMAGES_FILE)!r} holds {images.dtype} "
-                         f"{images.shape} but the manifest says uint8 ({count}, 3, "
-                         f"{cache_size}, {cache_size}); {_how_to_rebuild(folder)}")
+        raise _checks.BadValue(path_name, str(folder), "an undamaged image cache",
+                               f": {IMAGES_FILE} holds {images.dtype} {images.shape} but the "
+                               f"manifest says uint8 ({count}, 3, {cache_size}, {cache_size}); "
+                               f"{_how_to_rebuild(folder)}")
     if size is not None and size != cache_size:
         raise ValueError(f"{size_name}={size} does not match the cache at {str(folder)!r}, made "
                          f"at size {cache_size}; use size {cache_size} or prepare a cache with "
                          f"--size {size}")
     if verify and file_sha256(folder / IMAGES_FILE) != manifest["sha256"]:
-        raise ValueError(f"cache: {str(folder / IMAGES_FILE)!r} does not match the checksum "
-                         f"in its manifest; {_how_to_rebuild(folder)}")
+        raise _checks.BadValue(path_name, str(folder), "an undamaged image cache",
+                               f": {IMAGES_FILE} does not match the checksum in its manifest; "
+                               f"{_how_to_rebuild(folder)}")
     return ImageCache(folder, images, manifest)
 
 
@@ -207,8 +212,11 @@ def _prepare_command(src: str, folder: Path, size: int, limit: int | None) -> st
 
 
 def _how_to_make(folder: Path) -> str:
-    """What to run for a folder without a finished cache: finish the unfinished prepare in it
-    (its settings are in ``prepare-state.json``), or make a cache there."""
+    """What to run for a folder without a finished cache: prepare the LMDB it is, finish the
+    unfinished prepare in it (its settings are in ``prepare-state.json``), or make one there."""
+    if (folder / "data.mdb").is_file():
+        return ("it is an LMDB, not a cache: prepare one with: python -m labkit lsun prepare "
+                f"--src {folder} --out CACHE_FOLDER")
     try:
         state = json.loads((folder / STATE_FILE).read_text())
         command = _prepare_command(state["source"], folder, state["size"], state["limit"])
@@ -372,8 +380,9 @@ def _eight_bit(image: Image.Image) -> Image.Image:
         values = np.asarray(image, dtype=np.uint32)  # PNG's "I" holds 0..65535 too
         return Image.fromarray(((values * 255 + 32767) // 65535).astype(np.uint8), "L")
     if image.mode in ("I", "F"):
-        raise ValueError(f"{'32-bit integer' if image.mode == 'I' else 'floating-point'} pixels "
-                         "have no fixed range; save the image with 8 or 16 bits a channel")
+        kind = "32-bit integer" if image.mode == "I" else "floating-point"
+        raise ValueError(f"image: {kind} pixels have no fixed range; save the image with 8 or "
+                         "16 bits a channel")
     return image
 
 
@@ -410,7 +419,7 @@ def decode(data: bytes, size: int) -> np.ndarray:
         with Image.open(BytesIO(data)) as image:
             need = decode_bytes(*image.size, size)
             if need > MAX_DECODE_BYTES:
-                raise ValueError(f"{image.size[0]} x {image.size[1]} pixels would take "
+                raise ValueError(f"data: {image.size[0]} x {image.size[1]} pixels would take "
                                  f"{need / 2**20:.0f} MiB to decode and resize to {size}, more "
                                  f"than the {MAX_DECODE_BYTES / 2**20:.0f} MiB allowed an image")
             return preprocess(image, size)
@@ -568,6 +577,9 @@ def prepare(src: str | os.PathLike, out: str | os.PathLike, size: int = 64, work
     from tqdm.auto import tqdm
 
     size = _checks.image_size("size", size)
+    if decode_bytes(size, size, size) > MAX_DECODE_BYTES:
+        raise _checks.BadValue("size", size, "small enough that one image decodes within "
+                               f"{MAX_DECODE_BYTES / 2**20:.0f} MiB (size <= 4096)")
     workers = _checks.integer("workers", workers, 1, max_workers())
     chunk_size = _checks.integer("chunk_size", chunk_size, minimum=1)
     if limit is not None:
@@ -637,7 +649,7 @@ def _is_ours(path: Path, field: str) -> bool:
 def _finished(out: Path, wanted: dict[str, Any]) -> ImageCache:
     """The finished cache in ``out`` if it was made with the ``wanted`` settings and still
     matches its checksum."""
-    cache = open_cache(out, verify=True)
+    cache = open_cache(out, verify=True, path_name="out")
     if differ := _mismatch(cache.manifest, wanted):
         raise rundir.RunDirError("out", f"{str(out)!r} already holds a finished cache made with "
                                  f"other settings: {differ}; choose another {{option}}")

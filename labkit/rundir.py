@@ -221,7 +221,8 @@ def _check_fresh(folder: Path, option: str, allowed: set[str]) -> None:
                                                      and p.name.endswith(".tmp"))}
     if "checkpoint.pt" in names:
         raise RunDirError(option, f"{str(folder)!r} already holds a run (checkpoint.pt); "
-                          "pass --resume to continue it or choose another {option}")
+                          "pass --resume to continue it (with --iters above the iteration it "
+                          "reached, if it finished) or choose another {option}")
     foreign = sorted(names - allowed)
     if foreign or (names - {LOCK} and MARKER not in names):
         shown = ", ".join(foreign[:3]) or ", ".join(sorted(names - {LOCK})[:3])

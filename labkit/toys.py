@@ -8,6 +8,7 @@ Every sampler returns a float32 torch tensor of shape (n, d) by default and take
 
 from __future__ import annotations
 
+import inspect
 import math
 from dataclasses import dataclass
 
@@ -353,7 +354,14 @@ def make_target(name: str, **kwargs):
     torch.Size([4, 2])
     """
     _checks.choice("name", name, TARGETS)
-    return _BUILDERS[name](**kwargs)
+    builder = _BUILDERS[name]
+    try:
+        inspect.signature(builder).bind(**kwargs)
+    except TypeError:
+        allowed = ", ".join(inspect.signature(builder).parameters)
+        raise _checks.BadValue("kwargs", sorted(kwargs), f"parameters of {name}: {allowed}") \
+            from None
+    return builder(**kwargs)
 
 
 @dataclass(frozen=True)

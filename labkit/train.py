@@ -370,7 +370,7 @@ def epoch_iters(values: Mapping[str, Any], epochs: float) -> int:
     epochs = _checks.finite_real("epochs", epochs, above=0)
     values = {**IMAGE_DEFAULTS, **values}
     size = values.get("image_size", TrainConfig.image_size)
-    cache = open_cache(values["data"], size, size_name="image_size")
+    cache = open_cache(values["data"], size, size_name="image_size", path_name="data")
     n_train = cache.count - values["eval_samples"]
     return iters_for_epochs(max(n_train, 1), epochs,
                             values.get("batch_size", TrainConfig.batch_size),
@@ -440,7 +440,7 @@ def build_target(config: TrainConfig, rank: int = 0, world: int = 1):
     """The real data P_r: a toy target, or this rank's share of the image cache at ``data``."""
     if config.target != "images":
         return toys.make_target(config.target)
-    cache = open_cache(config.data, config.image_size, size_name="image_size")
+    cache = open_cache(config.data, config.image_size, size_name="image_size", path_name="data")
     if config.eval_samples >= cache.count:
         raise _checks.BadValue("eval_samples", config.eval_samples,
                                f"fewer than the {cache.count} images of the cache at "

@@ -51,17 +51,19 @@ def test_other_size_is_refused(tmp_path, pixels):
 
 
 def test_missing_damaged_and_tampered_caches(tmp_path, pixels):
-    with pytest.raises(FileNotFoundError, match="no folder"):
+    with pytest.raises(FileNotFoundError, match="no such folder$"):
         images.open_cache(tmp_path / "nowhere")
     folder = tmp_path / "c"
     images.save_cache(pixels, folder, source="t")
     manifest = folder / images.MANIFEST_FILE
     good = manifest.read_text()
     manifest.write_text("{not json")
-    with pytest.raises(ValueError, match="is damaged"):
+    with pytest.raises(ValueError, match=r"^path must be an undamaged image cache, got .* \(Expec"):
         images.open_cache(folder)
     manifest.write_text(json.dumps({**json.loads(good), "count": 4}))
-    with pytest.raises(ValueError, match="manifest says"):
+    with pytest.raises(ValueError, match=r"manifest says uint8 \(4, 3, 16, 16\); delete .* and "
+                                         r"prepare it again: python -m labkit lsun prepare --src "
+                                         r"t --out .* --size 16$"):
         images.open_cache(folder)
     manifest.write_text(good)
     data = np.load(folder / images.IMAGES_FILE, mmap_mode="r+")
@@ -69,10 +71,11 @@ def test_missing_damaged_and_tampered_caches(tmp_path, pixels):
     data.flush()
     del data
     images.open_cache(folder)  # without verify the checksum is not read
-    with pytest.raises(ValueError, match="checksum"):
+    with pytest.raises(ValueError, match="images.npy does not match the checksum in its manifest"):
         images.open_cache(folder, verify=True)
     manifest.unlink()
-    with pytest.raises(FileNotFoundError, match="manifest.json' is missing"):
+    with pytest.raises(FileNotFoundError,
+                       match="manifest.json is missing; make a cache there with"):
         images.open_cache(folder)
 
 
