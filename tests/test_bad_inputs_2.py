@@ -30,6 +30,7 @@ import io
 import json
 import math
 import os
+import re
 import resource
 import shutil
 import signal
@@ -956,11 +957,19 @@ def classify_all() -> dict[str, dict[str, str]]:
     return {key: results[key] for key in CASES}
 
 
+def _short(message: str) -> str:
+    """A message on one table cell: one line, temporary paths elided, at most 110 characters."""
+    text = re.sub(r"/tmp/[\w./-]*?/(case\d+|world)/", ".../", " ".join(message.split()))
+    text = text.replace("|", "\\|").replace("`", "'")
+    return text if len(text) <= 110 else text[:107] + "..."
+
+
 def table(before: dict, after: dict) -> str:
     """The markdown table of the catalogue, before and after, with the counts."""
     classes = ("clear", "correct", "unclear", "silent", "hang")
-    lines = ["| case | before | after |", "|---|---|---|"]
-    lines += [f"| `{k}` | {before[k]['kind']} | {after[k]['kind']} |" for k in CASES]
+    lines = ["| case | before | after | what happened before |", "|---|---|---|---|"]
+    lines += [f"| `{k}` | {before[k]['kind']} | {after[k]['kind']} | "
+              f"{_short(before[k]['message'])} |" for k in CASES]
     counts = ["", "| | " + " | ".join(classes) + " |", "|---|" + "---|" * len(classes)]
     for label, data in (("before", before), ("after", after)):
         kinds = [data[k]["kind"] for k in CASES]

@@ -342,9 +342,10 @@ def alive(pid: int) -> bool:
 def test_a_second_prepare_on_the_folder_is_refused_and_killed_workers_do_not_linger(
         tmp_path, lmdb100, capsys):
     # two at once on one --out ran together (with other settings: a bus error); SIGKILL of
-    # the parent left its decoding workers running, and they kept the folder's lock
+    # the parent left its decoding workers running to the end of their chunk, then each printed
+    # a 40-line BrokenPipeError
     out = tmp_path / "c"
-    proc = start_slow_prepare(tmp_path, 0.2, lmdb100, out, "--workers", "2")
+    proc = start_slow_prepare(tmp_path, 2.0, lmdb100, out, "--workers", "2")  # 20 s a chunk
     try:
         wait_for(lambda: len(children(proc.pid)) >= 2 and (out / "images.partial.npy").exists(),
                  proc)
@@ -359,7 +360,7 @@ def test_a_second_prepare_on_the_folder_is_refused_and_killed_workers_do_not_lin
         assert tree(out) == before
         proc.kill()  # the parent alone, as the out-of-memory killer would
         proc.communicate(timeout=60)
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 5  # they used to finish their chunk, then print tracebacks
         while any(alive(w) for w in workers) and time.monotonic() < deadline:
             time.sleep(0.05)
         assert not any(alive(w) for w in workers)
