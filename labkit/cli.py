@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import errno
 import json
 import math
 import sys
@@ -196,16 +197,21 @@ def _check_owner(out: Path, command: str) -> None:
                          f"{_continue_command(owner, out, config)}, or choose another --out")
 
 
+def _resume_line(command: str, out: Path, iters: int | None = None) -> str:
+    """``python -m labkit COMMAND --out OUT --resume``, with ``--iters`` if given."""
+    return (f"python -m labkit {command} --out {out} --resume"
+            + (f" --iters {iters}" if iters is not None else ""))
+
+
 def _continue_command(command: str, out: Path, config: dict[str, Any]) -> str:
     """The command that continues the run in ``out``: ``--resume`` if it is unfinished, else
     ``--resume --iters`` twice its length (any number above it would do)."""
     from labkit import rundir
 
-    resume = f"python -m labkit {command} --out {out} --resume"
     iters = config.get("iters")
     if (out / rundir.MARKER).exists() or not isinstance(iters, int):
-        return resume
-    return f"{resume} --iters {2 * max(iters, 1)}"
+        return _resume_line(command, out)
+    return _resume_line(command, out, 2 * max(iters, 1))
 
 
 def _saved_run(out: Path, command: str) -> tuple[dict[str, Any], int]:
@@ -265,9 +271,24 @@ def _guarded(trainer, out: Path, command: str, body) -> int:
         print(_interrupted(trainer, out, command), file=sys.stderr)
         return EXIT_INTERRUPTED
     except OSError as err:
-        print(f"error: could not write in {str(out)!r}: {err.strerror or err}; make room; "
-              f"{_kept(trainer, out, command)}", file=sys.stderr)
+        print(f"error: could not write in {str(out)!r}: {err.strerror or err}; "
+              f"{'make room; ' if _disk_full(err) else ''}{_kept(trainer, out, command)}",
+              file=sys.stderr)
         return EXIT_WRITE_FAILED
+
+
+def _disk_full(err: OSError) -> bool:
+    """Whether ``err`` says the disk (or the user's quota) is full."""
+    return err.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+def _os_error(err: OSError, out: Path) -> str:
+    """The start of the line a data command prints for an ``OSError``, up to what was kept: a
+    full disk is a write that failed in ``--out``; anything else (an unreadable source file)
+    is said as it is."""
+    if _disk_full(err):
+        return f"could not write in --out {str(out)!r}: {err.strerror}; make room, then: "
+    return f"{err.strerror or err}" + (f": {err.filename!r}; " if err.filename else "; ")
 
 
 def _diverged(err) -> str:
@@ -319,12 +340,12 @@ def _resume_command(trainer, out: Path, command: str) -> str:
     was written before a resume asked for more."""
     from labkit import checkpoint
 
-    resume = f"python -m labkit {command} --out {out} --resume"
     try:
         saved = checkpoint.load(trainer.config.checkpoint)["config"]["iters"]
     except (OSError, ValueError, KeyError, TypeError):
-        return resume
-    return resume if saved >= trainer.config.iters else f"{resume} --iters {trainer.config.iters}"
+        saved = trainer.config.iters
+    return _resume_line(command, out, None if saved >= trainer.config.iters
+                        else trainer.config.iters)
 
 
 def _interrupted(trainer, out: Path, command: str) -> str:
@@ -484,7 +505,7 @@ def _add_lsun_train(lsun: argparse._SubParsersAction) -> None:
 
 # ------------------------------------------------------------------------------------ lsun
 def _cmd_lsun_download(args: argparse.Namespace) -> int:
-    from labkit import lsun, rundir
+    from labkit import _checks, lsun, rundir
 
     out = rundir.check(args.out, "--out")
     lsun.check_url(args.url)
@@ -500,11 +521,11 @@ def _cmd_lsun_download(args: argparse.Namespace) -> int:
         print(f"interrupted; {_part_kept(part)}", file=sys.stderr)
         return EXIT_INTERRUPTED
     except OSError as err:
-        print(f"error: could not write in --out {str(out)!r}: {err.strerror or err}; make room, "
-              f"then: {_part_kept(part)}", file=sys.stderr)
+        print(f"error: {_os_error(err, out)}{_part_kept(part)}", file=sys.stderr)
         return EXIT_WRITE_FAILED
-    print(f"LMDB ready: {path}; next: python -m labkit lsun prepare --src {path} "
-          "--out CACHE --size 64 --workers N")
+    cache = path.with_name(path.name.removesuffix("_lmdb") + "64")
+    print(f"LMDB ready: {path}; next: python -m labkit lsun prepare --src {path} --out {cache} "
+          f"--size 64 --workers {_checks.usable_cpus()}")
     return 0
 
 
@@ -533,8 +554,7 @@ def _cmd_lsun_prepare(args: argparse.Namespace) -> int:
     except OSError as err:
         if isinstance(err, FileNotFoundError):  # a --src that is not there: one line in main()
             raise
-        print(f"error: could not write in --out {str(out)!r}: {err.strerror or err}; make room, "
-              f"then: {_prepare_kept(out)}", file=sys.stderr)
+        print(f"error: {_os_error(err, out)}{_prepare_kept(out)}", file=sys.stderr)
         return EXIT_WRITE_FAILED
     seconds = time.perf_counter() - started
     skipped = cache.manifest["skipped"]

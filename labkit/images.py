@@ -157,7 +157,7 @@ def open_cache(path: str | os.PathLike, size: int | None = None, verify: bool = 
     for name in (IMAGES_FILE, MANIFEST_FILE):
         if not (folder / name).is_file():
             raise _checks.NotFound(path_name, str(folder), cache,
-                                   f": {name} is missing; {_how_to_make(folder)}")
+                                   f": {name} is missing; {_how_to_make(folder, size)}")
     try:
         manifest = _read_manifest(folder / MANIFEST_FILE)
         count, cache_size = manifest["count"], manifest["size"]
@@ -211,12 +211,14 @@ def _prepare_command(src: str, folder: Path, size: int, limit: int | None) -> st
             + (f" --limit {limit}" if limit else ""))
 
 
-def _how_to_make(folder: Path) -> str:
-    """What to run for a folder without a finished cache: prepare the LMDB it is, finish the
-    unfinished prepare in it (its settings are in ``prepare-state.json``), or make one there."""
+def _how_to_make(folder: Path, size: int | None) -> str:
+    """What to run for a folder without a finished cache: prepare the LMDB it is (at ``size``,
+    or 64), finish the unfinished prepare in it (its settings are in ``prepare-state.json``),
+    or make one there."""
     if (folder / "data.mdb").is_file():
-        return ("it is an LMDB, not a cache: prepare one with: python -m labkit lsun prepare "
-                f"--src {folder} --out CACHE_FOLDER")
+        command = _prepare_command(str(folder), folder.with_name(folder.name + "_cache"),
+                                   size or 64, None)
+        return f"it is an LMDB, not a cache: prepare one with: {command}"
     try:
         state = json.loads((folder / STATE_FILE).read_text())
         command = _prepare_command(state["source"], folder, state["size"], state["limit"])
@@ -607,6 +609,7 @@ def prepare(src: str | os.PathLike, out: str | os.PathLike, size: int = 64, work
                                          "another {option}")
             state["total"] = total
             _reserve(out, state)
+            _write_json_atomic(out / STATE_FILE, state)  # the folder says what it is, from now on
             with tqdm(total=total, initial=state["records_done"], unit="img", desc="prepare",
                       disable=not progress, dynamic_ncols=True) as bar:
                 bar.set_postfix(skipped=len(state["skipped"]))

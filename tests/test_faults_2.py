@@ -11,7 +11,6 @@ before the fixes (tests/BAD_INPUTS_2.md, "Faults").
 from __future__ import annotations
 
 import contextlib
-import functools
 import io
 import json
 import os
@@ -145,26 +144,31 @@ def test_prepare_on_a_real_full_disk_refuses_before_decoding_and_reruns_after_ro
         np.testing.assert_array_equal(images.open_cache(out).images, reference.images)
 
 
-def test_prepare_whose_disk_fills_half_way_keeps_the_finished_chunks(tmp_path, lmdb100, capsys,
-                                                                     monkeypatch):
-    # 30 records in chunks of 10 at 16 px: the array (6 pages) is reserved, the lock takes a
-    # page, the state of the first chunk the last one: the second chunk's state cannot be saved
-    monkeypatch.setattr(images, "prepare", functools.partial(images.prepare, chunk_size=10))
+def test_prepare_whose_disk_fills_half_way_keeps_the_finished_chunks(tmp_path, lmdb100):
+    # another program fills the disk while prepare runs (50 ms a record, chunks of 10): the
+    # array is reserved, so only the small state file can fail, in one line, keeping the chunks
     with small_disk(tmp_path / "disk", "1m") as disk:
         out = disk / "cache"
-        args = ["lsun", "prepare", "--src", str(lmdb100), "--out", str(out), "--size", "16",
-                "--limit", "30", "--quiet"]
-        filler = leave_free(disk, 8)
-        assert main(args) == 1
-        err = capsys.readouterr().err
-        assert err == (f"error: could not write in --out {str(out)!r}: No space left on device;"
-                       f" make room, then: 10 of 30 records are done and kept in {out}; run the "
-                       "same command again to continue\n")
+        proc = start_slow_prepare(tmp_path, 0.05, lmdb100, out, "--limit", "60")
+        state = out / "prepare-state.json"
+        wait_for(lambda: state.exists() and json.loads(state.read_text())["records_done"], proc)
+        filler = leave_free(disk, 0)
+        try:
+            _, err = proc.communicate(timeout=60)
+        finally:
+            kill_group(proc)
+        done = json.loads(state.read_text())["records_done"]
+        assert proc.returncode == 1 and 10 <= done < 60, err
+        assert err.splitlines()[-1] == (
+            f"error: could not write in --out {str(out)!r}: No space left on device; make room, "
+            f"then: {done} of 60 records are done and kept in {out}; run the same command again "
+            "to continue")
         assert sorted(p.name for p in out.iterdir()) == ["images.partial.npy",
                                                          "prepare-state.json"]
         filler.unlink()
-        assert main(args) == 0
-        reference = images.prepare(lmdb100, tmp_path / "reference", size=16, limit=30,
+        assert main(["lsun", "prepare", "--src", str(lmdb100), "--out", str(out), "--size", "16",
+                     "--limit", "60", "--quiet"]) == 0
+        reference = images.prepare(lmdb100, tmp_path / "reference", size=16, limit=60,
                                    progress=False)
         np.testing.assert_array_equal(images.open_cache(out).images, reference.images)
 
@@ -406,3 +410,23 @@ def test_a_run_resumed_by_the_other_command_is_refused_untouched_and_the_advice_
     assert tree(run) == before and not (run / "INCOMPLETE").exists()
     assert main([*printed_command(err), "--quiet"]) == 0
     assert checkpoint.load(run / "checkpoint.pt")["iteration"] == 4
+
+
+@pytest.mark.parametrize("data", ["an LMDB", "an unfinished prepare"])
+def test_a_data_folder_that_is_no_cache_prints_the_prepare_that_makes_it(tmp_path, lmdb100,
+                                                                          capsys, data):
+    # said "run `python -m labkit lsun prepare` to (re)build the cache", which needs --src
+    folder = lmdb100
+    if data == "an unfinished prepare":
+        folder = tmp_path / "c"
+        proc = start_slow_prepare(tmp_path, 30, lmdb100, folder)
+        wait_for(lambda: (folder / "images.partial.npy").exists(), proc)
+        kill_group(proc)
+        proc.communicate(timeout=60)
+    train = ["lsun", "train", "--data", str(folder), "--out", str(tmp_path / "run"), "--iters",
+             "1", *IMG_TINY]
+    assert main(train) == 2
+    err = capsys.readouterr().err
+    assert main([*printed_command(err), "--quiet"]) == 0
+    made = re.search(r"--out (\S+)", err.split("with: ")[1]).group(1)
+    assert main([*train[:3], made, *train[4:]]) == 0

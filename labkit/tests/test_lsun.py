@@ -280,6 +280,9 @@ def test_cli_download(tmp_path, archive, serve, capsys):
                              str(tmp_path), "--url", server.url, "--quiet")
     assert status == 0 and "LMDB ready" in out
     assert lmdb_records(tmp_path / "bedroom_train_lmdb") == records
+    next_command = out.split("next: python -m labkit ")[1].split()  # it must work as printed
+    status, out, _ = run_cli(capsys, *next_command, "--quiet")
+    assert status == 0 and out.startswith(f"cache {tmp_path / 'bedroom_train64'}: 40 images")
     url = f"http://127.0.0.1:{free_port()}/x.zip"
     status, _, err = run_cli(capsys, "lsun", "download", "--category", "kitchen", "--out",
                              str(tmp_path), "--url", url, "--quiet")
