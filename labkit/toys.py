@@ -43,13 +43,16 @@ def _check_sampling(n, generator, dtype, values: int, extra: int = 0) -> int:
     return n
 
 
-def _check_fits(name: str, value: float, largest: float, dtype: torch.dtype) -> None:
-    """Refuse parameter ``name`` if samples as large as ``largest`` in absolute value would
-    overflow ``dtype`` (to inf, silently)."""
-    top = torch.finfo(dtype).max
+def _check_fits(parts: dict[str, tuple[float, float]], dtype: torch.dtype) -> None:
+    """Refuse samples that would overflow ``dtype`` (to inf, silently): ``parts`` maps each
+    parameter name to (its value, the largest |x| it contributes); their sum bounds the
+    samples, and the error names the largest contributor."""
+    largest, top = sum(c for _, c in parts.values()), torch.finfo(dtype).max
     if not largest <= top:
-        raise _checks.BadValue(name, value, f"small enough for {str(dtype).removeprefix('torch.')}"
-                               f" samples (|x| up to about {largest:.3g} > {top:.3g})")
+        name = max(parts, key=lambda k: parts[k][1])
+        raise _checks.BadValue(name, parts[name][0], f"small enough for "
+                               f"{str(dtype).removeprefix('torch.')} samples (|x| up to about "
+                               f"{largest:.3g} > {top:.3g})")
 
 
 #: Largest |value| a float32 holds: the targets' centres are stored in float32.
@@ -93,11 +96,11 @@ def parallel_lines(theta, n: int, generator: torch.Generator | None = None,
     if isinstance(theta, torch.Tensor):  # kept as a tensor so that a gradient flows through it
         if theta.ndim != 0 or not theta.is_floating_point() or not torch.isfinite(theta):
             raise _checks.BadValue("theta", theta, "a finite real scalar")
-        _check_fits("theta", theta, abs(float(theta)), dtype)
+        _check_fits({"theta": (theta, abs(float(theta)))}, dtype)
         theta = theta.to(dtype)
     else:
         value = _checks.finite_real("theta", theta)
-        _check_fits("theta", theta, abs(value), dtype)
+        _check_fits({"theta": (theta, abs(value))}, dtype)
         theta = torch.tensor(value, dtype=dtype)
     z = torch.rand(n, generator=generator, dtype=dtype)
     return torch.stack([theta.expand(n), z], dim=1)
@@ -164,8 +167,8 @@ class GaussianMixture:
         torch.Tensor, shape (n, dim)
         """
         n = _check_sampling(n, generator, dtype, 2 * self.dim, extra=8)
-        _check_fits("std", self.std, float(self.centers.abs().max()) + _SIGMAS * self.std,
-                    dtype)
+        _check_fits({"centers": ("the centres", float(self.centers.abs().max())),
+                     "std": (self.std, _SIGMAS * self.std)}, dtype)
         k = torch.randint(self.centers.shape[0], (n,), generator=generator)
         noise = torch.randn(n, self.dim, generator=generator, dtype=dtype)
         return self.centers.to(dtype)[k] + self.std * noise
@@ -299,8 +302,8 @@ class SwissRoll:
         torch.Tensor, shape (n, 2)
         """
         n = _check_sampling(n, generator, dtype, 0, extra=80)  # float64: u, t, roll, noise
-        _check_fits("scale", self.scale, self.scale * (4.5 * math.pi + _SIGMAS * self.noise),
-                    dtype)
+        _check_fits({"scale": (self.scale, self.scale * 4.5 * math.pi),  # |t| <= 4.5 pi
+                     "noise": (self.noise, self.scale * _SIGMAS * self.noise)}, dtype)
         u = torch.rand(n, generator=generator, dtype=torch.float64)
         t = 1.5 * math.pi * (1.0 + 2.0 * u)
         roll = torch.stack([t * torch.cos(t), t * torch.sin(t)], dim=1)
@@ -412,7 +415,8 @@ class Normal1D:
         torch.Tensor, shape (n, 1)
         """
         n = _check_sampling(n, generator, dtype, 2)
-        _check_fits("std", self.std, abs(self.mean) + _SIGMAS * self.std, dtype)
+        _check_fits({"mean": (self.mean, abs(self.mean)), "std": (self.std, _SIGMAS * self.std)},
+                    dtype)
         return self.mean + self.std * torch.randn(n, 1, generator=generator, dtype=dtype)
 
 

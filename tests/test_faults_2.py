@@ -11,6 +11,7 @@ before the fixes (tests/BAD_INPUTS_2.md, "Faults").
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import json
 import os
@@ -144,30 +145,40 @@ def test_prepare_on_a_real_full_disk_refuses_before_decoding_and_reruns_after_ro
         np.testing.assert_array_equal(images.open_cache(out).images, reference.images)
 
 
-def test_prepare_whose_disk_fills_half_way_keeps_the_finished_chunks(tmp_path, lmdb100):
-    # another program fills the disk while prepare runs (50 ms a record, chunks of 10): the
-    # array is reserved, so only the small state file can fail, in one line, keeping the chunks
+def calling_at(n: int, action, function):
+    """``function`` that runs ``action()`` once, just before its ``n``-th call."""
+    calls = []
+
+    def wrapped(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == n:
+            action()
+        return function(*args, **kwargs)
+
+    return wrapped
+
+
+def test_prepare_whose_disk_fills_half_way_keeps_the_finished_chunks(tmp_path, lmdb100, capsys,
+                                                                     monkeypatch):
+    # another program fills the disk while prepare decodes record 15 (chunks of 10): the array
+    # is reserved, so only the small state file can fail, in one line, keeping the first chunk
+    monkeypatch.setattr(images, "prepare", functools.partial(images.prepare, chunk_size=10))
     with small_disk(tmp_path / "disk", "1m") as disk:
         out = disk / "cache"
-        proc = start_slow_prepare(tmp_path, 0.05, lmdb100, out, "--limit", "60")
-        state = out / "prepare-state.json"
-        wait_for(lambda: state.exists() and json.loads(state.read_text())["records_done"], proc)
-        filler = leave_free(disk, 0)
-        try:
-            _, err = proc.communicate(timeout=60)
-        finally:
-            kill_group(proc)
-        done = json.loads(state.read_text())["records_done"]
-        assert proc.returncode == 1 and 10 <= done < 60, err
-        assert err.splitlines()[-1] == (
+        args = ["lsun", "prepare", "--src", str(lmdb100), "--out", str(out), "--size", "16",
+                "--limit", "60", "--quiet"]
+        fill = functools.partial(leave_free, disk, 0)
+        monkeypatch.setattr(images, "decode", calling_at(15, fill, images.decode))
+        assert main(args) == 1
+        assert capsys.readouterr().err == (
             f"error: could not write in --out {str(out)!r}: No space left on device; make room, "
-            f"then: {done} of 60 records are done and kept in {out}; run the same command again "
-            "to continue")
+            f"then: 10 of 60 records are done and kept in {out}; run the same command again to "
+            "continue\n")
         assert sorted(p.name for p in out.iterdir()) == ["images.partial.npy",
                                                          "prepare-state.json"]
-        filler.unlink()
-        assert main(["lsun", "prepare", "--src", str(lmdb100), "--out", str(out), "--size", "16",
-                     "--limit", "60", "--quiet"]) == 0
+        (disk / "filler").unlink()
+        monkeypatch.undo()
+        assert main(args) == 0
         reference = images.prepare(lmdb100, tmp_path / "reference", size=16, limit=60,
                                    progress=False)
         np.testing.assert_array_equal(images.open_cache(out).images, reference.images)
@@ -312,19 +323,15 @@ def start_slow_prepare(tmp_path: Path, seconds: float, src: Path, out: Path, *ex
                             stderr=subprocess.PIPE, start_new_session=True)
 
 
-def test_ctrl_c_of_prepare_before_any_chunk_says_nothing_was_kept(tmp_path, lmdb100):
+def test_ctrl_c_of_prepare_before_any_chunk_says_nothing_was_kept(tmp_path, lmdb100, capsys,
+                                                                 monkeypatch):
     # said "finished chunks are kept in OUT" when none was
     out = tmp_path / "c"
-    proc = start_slow_prepare(tmp_path, 30, lmdb100, out)
-    try:
-        wait_for(lambda: (out / "images.partial.npy").exists(), proc)
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=60)
-    finally:
-        kill_group(proc)
-    assert proc.returncode == 130, err
-    assert err.splitlines()[-1] == ("interrupted; no chunk was finished, so nothing was kept; "
-                                    "run the same command again to start")
+    ctrl_c = functools.partial(os.kill, os.getpid(), signal.SIGINT)  # a real signal, to us
+    monkeypatch.setattr(images, "decode", calling_at(1, ctrl_c, images.decode))
+    assert main(["lsun", "prepare", "--src", str(lmdb100), "--out", str(out), "--quiet"]) == 130
+    assert capsys.readouterr().err == ("interrupted; no chunk was finished, so nothing was kept; "
+                                       "run the same command again to start\n")
 
 
 def children(pid: int) -> list[int]:
@@ -417,12 +424,13 @@ def test_a_data_folder_that_is_no_cache_prints_the_prepare_that_makes_it(tmp_pat
                                                                           capsys, data):
     # said "run `python -m labkit lsun prepare` to (re)build the cache", which needs --src
     folder = lmdb100
-    if data == "an unfinished prepare":
+    if data == "an unfinished prepare":  # stopped in its first record
         folder = tmp_path / "c"
-        proc = start_slow_prepare(tmp_path, 30, lmdb100, folder)
-        wait_for(lambda: (folder / "images.partial.npy").exists(), proc)
-        kill_group(proc)
-        proc.communicate(timeout=60)
+        stop = functools.partial(os.kill, os.getpid(), signal.SIGINT)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(images, "decode", calling_at(1, stop, images.decode))
+            assert main(["lsun", "prepare", "--src", str(lmdb100), "--out", str(folder), "--size",
+                         "16", "--quiet"]) == 130
     train = ["lsun", "train", "--data", str(folder), "--out", str(tmp_path / "run"), "--iters",
              "1", *IMG_TINY]
     assert main(train) == 2
