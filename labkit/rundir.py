@@ -18,7 +18,10 @@ The contract:
 * :func:`claim` creates the folder and takes an exclusive ``fcntl.flock`` on ``.lock`` (which
   holds the owner's PID). A second process on the same folder is refused at once, naming that
   PID. The operating system drops the lock when its process dies, however it dies, so a crashed
-  or killed run never blocks a rerun; a clean exit also removes ``.lock``.
+  or killed run never blocks a rerun; a clean exit also removes ``.lock``. Children made by
+  ``fork`` (worker pools) close their copy of the lock at once, so they never hold it.
+  :func:`locked` is the lock alone, for commands whose folder is not a run (``lsun prepare``,
+  ``lsun download``).
 * With ``fresh=True`` the folder must be new, empty, or a run that never saved a checkpoint
   (left ``INCOMPLETE`` by a crash or an early Ctrl-C): a folder holding ``checkpoint.pt``, or
   anything that is not a labkit run, is refused and left untouched.
@@ -43,21 +46,6 @@ from pathlib import Path
 
 MARKER = "INCOMPLETE"
 LOCK = ".lock"
-#: Descriptors of the locks this process holds. A child made by ``fork`` (a pool of workers)
-#: closes its copies at once: the lock then lives exactly as long as its owner, and a worker
-#: left running after its parent died cannot keep the folder locked.
-_HELD: set[int] = set()
-
-
-def _drop_inherited_locks() -> None:
-    """In a child just made by ``fork``: close the copies of the parent's lock descriptors (the
-    parent keeps its lock; ``flock`` ends when the last copy is closed)."""
-    for fd in _HELD:
-        os.close(fd)
-    _HELD.clear()
-
-
-os.register_at_fork(after_in_child=_drop_inherited_locks)
 #: What a ``toy`` run writes: the default ``outputs`` of :func:`claim`.
 TOY_OUTPUTS = ("config.json", "history.csv", "metrics.json", "samples.png", "checkpoint.pt")
 
@@ -142,6 +130,23 @@ class Run:
     def finish(self) -> None:
         """Mark the run complete: remove ``INCOMPLETE``."""
         (self.path / MARKER).unlink(missing_ok=True)
+
+
+#: Descriptors of the locks this process holds. A child made by ``fork`` (a pool of workers)
+#: closes its copies at once: the lock then lives exactly as long as its owner, and a worker
+#: left running after its parent died cannot keep the folder locked.
+_HELD: set[int] = set()
+
+
+def _drop_inherited_locks() -> None:
+    """In a child just made by ``fork``: close the copies of the parent's lock descriptors (the
+    parent keeps its lock; ``flock`` ends when the last copy is closed)."""
+    for fd in _HELD:
+        os.close(fd)
+    _HELD.clear()
+
+
+os.register_at_fork(after_in_child=_drop_inherited_locks)
 
 
 @contextlib.contextmanager
