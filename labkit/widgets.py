@@ -86,7 +86,7 @@ def example1_samples(theta: float, n: int, seed: int = 0) -> tuple[torch.Tensor,
     """
     theta = _checks.finite_real("theta", theta)
     n = _checks.integer("n", n, minimum=1)
-    seed = _checks.integer("seed", seed, minimum=0)
+    seed = _checks.integer("seed", seed, 0, _checks.MAX_TORCH_SEED - 1)
     real = toys.parallel_lines(0.0, n, generator=torch.Generator().manual_seed(seed))
     fake = toys.parallel_lines(theta, n, generator=torch.Generator().manual_seed(seed + 1))
     return real, fake
@@ -127,8 +127,20 @@ def example1_readout(theta: float, n: int, seed: int = 0) -> dict[str, float]:
     >>> round(values["W"], 4), round(values["JS"], 4), values["KL"], values["TV"]
     (0.5, 0.6931, inf, 1.0)
     """
+    _check_solver_size("n", n)
     real, fake = example1_samples(theta, n, seed)
     return _readout(float(theta), real, fake)
+
+
+def _check_solver_size(name: str, n) -> None:
+    """Refuse (naming ``name``) a count ``n`` of points per set whose exact W1 would not fit
+    the solver's default budget (:data:`labkit.ot.DEFAULT_MAX_BYTES`), before sampling them."""
+    n = _checks.integer(name, n, minimum=1)
+    need = ot.exact_solver_bytes(n, n)
+    if need > ot.DEFAULT_MAX_BYTES:
+        raise _checks.BadValue(name, n, "small enough for the exact W1 solver",
+                               f": {n} x {n} points need about {need / 2**30:.1f} GiB, more "
+                               f"than its budget of {ot.DEFAULT_MAX_BYTES / 2**30:g} GiB")
 
 
 def _format(value: float) -> str:
@@ -166,9 +178,13 @@ def readout_html(values: Mapping[str, float]) -> str:
 
 def _table(values: Mapping[str, float], keys, labels, fmt, css_class: str) -> str:
     """``<table class=css_class>`` with one ``<td data-key="KEY">`` row per key."""
+    if not isinstance(values, Mapping):
+        raise _checks.BadValue("values", values, f"a mapping of {', '.join(keys)} to numbers")
     missing = [key for key in keys if key not in values]
     if missing:
         raise ValueError(f"values must hold the keys {list(keys)}; missing {missing}")
+    for key in keys:
+        _checks.real(f"values[{key!r}]", values[key])
     rows = "".join(
         f'<tr><th style="text-align:left;padding-right:1em">{labels[key]}</th>'
         f'<td data-key="{key}">'
@@ -349,10 +365,15 @@ class ClipExplorerModel:
     def __init__(self, n: int = 256, hidden: int = 64, iters: int = 40, seed: int = 0,
                  grid: int = 48):
         self.n = _checks.integer("n", n, minimum=2)
+        _check_solver_size("n", n)
         self.hidden = _checks.integer("hidden", hidden, minimum=1)
+        _checks.fits_in_memory("hidden", hidden, 16 * DEPTH_RANGE[1] * hidden**2,
+                               f"critics of up to {DEPTH_RANGE[1]} layers of {hidden}")
         self.iters = _checks.integer("iters", iters, minimum=1)
-        self.seed = _checks.integer("seed", seed, minimum=0)
+        self.seed = _checks.integer("seed", seed, 0, _checks.MAX_TORCH_SEED - 1)
         side = _checks.integer("grid", grid, minimum=2)
+        _checks.fits_in_memory("grid", grid, 4 * side**2 * (2 + hidden),
+                               f"the critic on a {side} x {side} grid")
         self.real = toys.ring().sample(self.n, generator=torch.Generator().manual_seed(seed))
         self.fake = 0.5 * torch.randn(self.n, 2, generator=torch.Generator().manual_seed(seed + 1))
         self.w1_exact = ot.w1(self.real.double(), self.fake.double())
@@ -460,6 +481,8 @@ def clip_explorer(c: float = 0.01, n_critic: int = 5, depth: int = 3, constraint
     from labkit import plots
 
     model = ClipExplorerModel() if model is None else model
+    if not isinstance(model, ClipExplorerModel):
+        raise _checks.BadValue("model", model, "a ClipExplorerModel or None")
     model.key(c, n_critic, depth, constraint)  # validates the initial values
     c_slider = ipywidgets.FloatLogSlider(value=c, base=10, min=-3, max=0, step=0.25,
                                          description="c", readout_format=".4g",
@@ -518,6 +541,8 @@ def snapshot_slider(runs: Mapping[str, list], centers, grid) -> ipywidgets.VBox:
 
     from labkit import plots
 
+    if not isinstance(runs, Mapping):
+        raise _checks.BadValue("runs", runs, "a mapping of method label to snapshot lists")
     lengths = {len(s) for s in runs.values()}
     if len(lengths) != 1 or 0 in lengths:
         raise ValueError(f"runs must hold snapshot lists of one non-zero length; got {lengths}")
