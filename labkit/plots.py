@@ -389,12 +389,16 @@ class Example1View:
 
 def toy_samples(real, fakes: Mapping[str, object], centers=None, *, title: str | None = None,
                 max_points: int = 2500) -> Figure:
-    """Generated 2-D samples over the real ones, one panel per run (e.g. per seed).
+    """Generated 2-D samples under the real ones and the centres, one panel per run (e.g. per
+    seed), 4.4 inches a panel.
+
+    The generated cloud is drawn first and faint, so that the targets stay visible on top of
+    it: the real samples (orange), then the mixture centres (black crosses).
 
     Parameters
     ----------
     real : array or tensor, shape (n, 2)
-        Samples of the target, drawn in grey.
+        Samples of the target.
     fakes : mapping of panel title -> array or tensor of shape (m, 2)
         Generated samples, one panel each (4 panels per row).
     centers : array or tensor, shape (K, 2), optional
@@ -410,22 +414,23 @@ def toy_samples(real, fakes: Mapping[str, object], centers=None, *, title: str |
         raise ValueError("fakes must hold at least one set of samples")
     cols = min(4, len(fakes))
     rows = -(-len(fakes) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.2 * rows), squeeze=False,
-                             sharex=True, sharey=True)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.4 * cols, 4.4 * rows + 0.4), squeeze=False,
+                             sharex=True, sharey=True, layout="constrained")
     for ax, (name, fake) in zip(axes.flat, fakes.items(), strict=False):
         fake = _as_points(f"fakes[{name!r}]", fake)[:max_points]
+        ax.scatter(*fake.T, s=5, c="C0", alpha=0.3, lw=0, label="generated", zorder=1)
+        ax.scatter(*real.T, s=5, c="C1", alpha=0.8, lw=0, label="real", zorder=2)
         if centers is not None:
-            ax.scatter(*centers.T, marker="+", c="k", s=60, lw=0.8, label="centres")
-        ax.scatter(*real.T, s=3, c="C1", alpha=0.5, label="real")
-        ax.scatter(*fake.T, s=2, c="C0", alpha=0.5, label="generated")
-        ax.set_title(str(name), fontsize=10)
+            ax.scatter(*centers.T, marker="+", c="k", s=150, lw=1.5, label="centres", zorder=3)
+        ax.set_title(str(name))
+        ax.set(xlabel="x₁", ylabel="x₂")
         ax.set_aspect("equal", adjustable="box")
+        ax.label_outer()
     for ax in axes.flat[len(fakes):]:
         ax.axis("off")
-    axes.flat[0].legend(loc="upper left", fontsize=7)
+    axes.flat[0].legend(loc="upper left", fontsize="small", framealpha=0.9)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
     return fig
 
 

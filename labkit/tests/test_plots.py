@@ -20,10 +20,16 @@ def test_toy_samples_draws_the_given_points_one_panel_per_run():
     visible = [ax for ax in fig.axes if ax.axison]
     assert [ax.get_title() for ax in visible] == list(fakes)
     assert len(fig.axes) == 8  # two rows of four, three panels switched off
-    centres, drawn_real, drawn_fake = (c.get_offsets() for c in visible[2].collections)
-    np.testing.assert_allclose(centres, ring.centers.numpy(), rtol=1e-6)
-    np.testing.assert_allclose(drawn_real, real[:40].numpy(), rtol=1e-6)
-    np.testing.assert_allclose(drawn_fake, fakes["seed 2"][:40].numpy(), rtol=1e-6)
+    drawn = {c.get_label(): c for c in visible[2].collections}
+    np.testing.assert_allclose(drawn["centres"].get_offsets(), ring.centers.numpy(), rtol=1e-6)
+    np.testing.assert_allclose(drawn["real"].get_offsets(), real[:40].numpy(), rtol=1e-6)
+    np.testing.assert_allclose(drawn["generated"].get_offsets(), fakes["seed 2"][:40].numpy(),
+                               rtol=1e-6)
+    # the targets on top of the generated cloud, and axes that say what they are
+    order = [drawn[k].get_zorder() for k in ("generated", "real", "centres")]
+    assert order == sorted(order) and len(set(order)) == 3
+    assert (visible[4].get_xlabel(), visible[0].get_ylabel()) == ("x₁", "x₂")
+    assert fig.get_size_inches()[0] >= 4 * 4.4
 
 
 def test_toy_samples_rejects_bad_input():
