@@ -750,7 +750,7 @@ class ClipExplorerView:
             if clip is not None:
                 line.set_xdata([sign * clip, sign * clip])
         if clip is not None:  # ticks at -c, 0, c
-            hist_ax.set_xticks([-clip, 0.0, clip], labels=[f"{-clip:g}", "0", f"{clip:g}"])
+            hist_ax.set_xticks([-clip, 0.0, clip], labels=[f"{-clip:.2g}", "0", f"{clip:.2g}"])
         else:
             hist_ax.xaxis.set_major_locator(MaxNLocator(nbins=3, symmetric=True))
             hist_ax.xaxis.set_major_formatter(ScalarFormatter())
