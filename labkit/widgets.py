@@ -50,7 +50,7 @@ _LABELS = {
 THETA_RANGE = (-1.0, 1.0)
 N_RANGE = (10, 1000)
 #: Width of every explorer control. The theta slider's track (the width less the description
-#: and the readout) is about 480 px for its 201 steps of 0.01, so that dragging reaches every
+#: and the readout) is about 460 px for its 201 steps of 0.01, so that dragging reaches every
 #: value, 0 included (``tests/test_browser.py``); 124 px, ipywidgets' default, skipped some.
 CONTROL_WIDTH = "640px"
 
