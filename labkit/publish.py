@@ -605,8 +605,8 @@ def execute(path: str | os.PathLike, quick: bool = False, timeout: int | None = 
     if on_cell is not None:
         on_cell(0, total)
 
-    def start(**_kwargs):
-        started[0] += 1
+    def start(cell, **_kwargs):  # nbclient calls it for markdown cells too
+        started[0] += cell.cell_type == "code"
 
     def executed(**_kwargs):
         if on_cell is not None:

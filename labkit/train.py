@@ -28,6 +28,7 @@ import dataclasses
 import json
 import math
 import signal
+import statistics
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -585,8 +586,9 @@ class Trainer:
         one dict per seed), ``"checkpoint"`` (after each save) and ``"end"``. Under data
         parallelism only rank 0 evaluates, saves and emits ``"eval"`` and ``"checkpoint"``.
     progress : bool
-        Show a ``tqdm.auto`` progress bar with the W estimate and the evaluator's headline
-        number (exact W1 for toys, SWD for images).
+        Show a ``tqdm.auto`` progress bar with the running W estimate (median of the step
+        estimates over the last 100 iterations, updated every 100) and the evaluator's headline
+        number at the last evaluation (exact W1 for toys, SWD for images).
 
     Examples
     --------
@@ -861,6 +863,7 @@ class Trainer:
                 end = self.iteration == cfg.iters or self._stop_requested(interrupt)
                 if eval_now or save_now or end or len(pending) == 100:
                     self._flush(pending, times)
+                    bar.set_postfix(self._postfix(), refresh=False)
                     if eval_now:
                         self._record_eval(bar)
                     self.elapsed = time.perf_counter() - start
@@ -889,9 +892,20 @@ class Trainer:
         times.clear()
 
     def _postfix(self) -> dict[str, str]:
-        w_est = self.history.rows[-1]["w_estimate"] if self.history.rows else math.nan
-        headline = self.evaluator.headline
-        return {"W_est": f"{w_est:.4f}", headline: f"{self.last_eval[0][headline]:.4f}"}
+        """The progress bar's numbers for the first seed: ``W_est``, the median of the step
+        estimates over the last (up to) 100 generator iterations (the paper's median filter,
+        narrower), updated every 100 iterations whatever the evaluation schedule; and the
+        evaluator's headline number at the last evaluation. Either is left out until it exists.
+        """
+        seed, shown = self.seeds[0], {}
+        recent = [row["w_estimate"] for row in self.history.rows[-100 * len(self.seeds):]
+                  if row["seed"] == seed]
+        if recent:
+            shown["W_est"] = f"{statistics.median(recent):.4g}"
+        if self.last_eval:
+            headline = self.evaluator.headline
+            shown[headline] = f"{self.last_eval[0][headline]:.4g}"
+        return shown
 
     def final_metrics(self) -> list[dict[str, Any]]:
         """Evaluation at the current iteration plus the last step's values, one dict per seed.

@@ -50,7 +50,7 @@ _LABELS = {
 THETA_RANGE = (-1.0, 1.0)
 N_RANGE = (10, 1000)
 #: Width of every explorer control. The theta slider's track (the width less the description
-#: and the readout) is about 480 px for its 201 steps of 0.01, so that dragging reaches every
+#: and the readout) is about 460 px for its 201 steps of 0.01, so that dragging reaches every
 #: value, 0 included (``tests/test_browser.py``); 124 px, ipywidgets' default, skipped some.
 CONTROL_WIDTH = "640px"
 
@@ -471,8 +471,9 @@ def clip_explorer(c: float = 0.01, n_critic: int = 5, depth: int = 3, constraint
     -------
     ipywidgets.VBox
         Children, in order: ``FloatLogSlider`` "c" (10^-3 to 10^0, step 10^0.25; disabled
-        under GP and SN), ``IntSlider`` "n_critic", ``IntSlider`` "depth", ``ToggleButtons``
-        "constraint" (the four aligned, :data:`CONTROL_WIDTH` wide), ``HTML`` status
+        under GP and SN), ``IntSlider`` "n_critic", ``IntSlider`` "depth" (the sliders
+        :data:`CONTROL_WIDTH` wide), ``ToggleButtons`` "constraint" (the four descriptions in one
+        column), ``HTML`` status
         ("training..." while a critic trains, then the time taken or "cached"), ``HTML`` readout
         (:func:`clip_readout_html` of :meth:`ClipExplorerModel.update`'s values) and an ``Image``
         (:class:`labkit.plots.ClipExplorerView`). Every change retrains or takes the critic from
@@ -494,7 +495,10 @@ def clip_explorer(c: float = 0.01, n_critic: int = 5, depth: int = 3, constraint
                                         description="depth", continuous_update=False,
                                         **_control_options())
     buttons = ipywidgets.ToggleButtons(options=EXPLORER_CONSTRAINTS, value=constraint,
-                                       description="constraint", **_control_options())
+                                       description="constraint",  # its buttons keep their width
+                                       style=_control_options()["style"],
+                                       layout=ipywidgets.Layout(margin="2px"))  # a slider's
+    buttons.add_class("widget-inline-hbox")  # its label beside the buttons, as a slider's
     status = ipywidgets.HTML()
     readout = ipywidgets.HTML()
     image = ipywidgets.Image(format="png")

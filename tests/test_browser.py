@@ -243,13 +243,23 @@ def _check_fresh_notebook(page, lab: Lab, path: Path, views: str) -> None:
     assert len(finished) == bars, f"{path.name}: {len(finished)} finished bars of {bars}"
     page.screenshot(path=str(ARTIFACTS / f"browser_fresh_{path.stem}.png"))
 
-    before = (lab.root / path.name).read_bytes()
-    modified = (lab.root / path.name).stat().st_mtime_ns
+    saved = lab.root / path.name
+    before, modified = saved.read_bytes(), saved.stat().st_mtime_ns
     panel.locator(".jp-Cell").first.click()
     page.keyboard.press("Control+s")
-    _wait_until(lambda: (lab.root / path.name).stat().st_mtime_ns != modified, 30,
-                f"{path.name} to be saved")
-    after = (lab.root / path.name).read_bytes()
+    # jupyter_server rewrites the file in place (truncate, then write): done when it has changed
+    # time and holds a whole notebook that stays the same for half a second.
+    reads = []
+
+    def written() -> bool:
+        reads.append(saved.read_bytes())
+        if saved.stat().st_mtime_ns == modified or not reads[-1].rstrip().endswith(b"}"):
+            return False
+        time.sleep(0.5)
+        return saved.read_bytes() == reads[-1]
+
+    _wait_until(written, 30, f"{path.name} to be saved", lambda: f"{len(reads[-1])} bytes")
+    after = saved.read_bytes()
     if after != before:
         (ARTIFACTS / f"resaved_{path.name}").write_bytes(after)
     assert after == before, f"saving {path.name} changed it (see test-artifacts/resaved_*)"
@@ -453,6 +463,13 @@ def _drive_clip_explorer(page, lab: Lab) -> None:
         return image.get_attribute("src")
 
     first = check(0.01)
+    # The four controls' descriptions end at one x (n_critic used to sit further right, and the
+    # constraint's label above its buttons).
+    labels = explorer.locator(".widget-slider .widget-label, .widget-toggle-buttons .widget-label")
+    boxes = [label.bounding_box() for label in labels.all()]
+    assert len(boxes) == 4 and max(b["x"] + b["width"] for b in boxes) - min(
+        b["x"] + b["width"] for b in boxes) < 1, f"control labels not aligned: {boxes}"
+    assert len({round(b["y"]) for b in boxes}) == 4  # one row each, none above its control
     handle.focus()
     page.keyboard.press("ArrowRight")  # one step of 10^0.25: c = 10^-1.75
     second = check(10**-1.75)
@@ -472,6 +489,8 @@ def _drive_clip_explorer(page, lab: Lab) -> None:
                 f"GP's readout {want} and a disabled c slider", state)
     explorer.locator(".widget-toggle-buttons button", has_text=re.compile("^clip$")).click()
     _wait_until(lambda: disabled.count() == 0, UPDATE_TIMEOUT, "the c slider enabled", state)
+    check(10**-2.25)  # back to the clipped critic of that c, from the cache
+    _wait_until(lambda: "cached" in status.inner_text(), UPDATE_TIMEOUT, "'cached'", state)
 
     _wait_until(
         lambda: indicator.get_attribute("data-status") == "idle", UPDATE_TIMEOUT, "kernel idle"

@@ -20,7 +20,7 @@ import nbformat
 import numpy as np
 import PIL.Image
 import pytest
-from nbformat.v4 import new_code_cell, new_notebook, new_output
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 from tqdm.notebook import tqdm as notebook_tqdm
 from tqdm.std import tqdm as std_tqdm
 
@@ -186,7 +186,9 @@ def test_notebook_text_survives_a_javascript_round_trip():
 
 
 def notebook_file(tmp_path, *sources) -> os.PathLike:
-    nb = new_notebook(cells=[new_code_cell(source) for source in sources])
+    """A notebook of these code cells, with a markdown cell before each."""
+    nb = new_notebook(cells=[cell for source in sources
+                             for cell in (new_markdown_cell("text"), new_code_cell(source))])
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
                                  "language": "python"}
     path = tmp_path / "trial.ipynb"
@@ -206,7 +208,7 @@ def test_publish_runs_a_notebook_and_writes_static_views(tmp_path):
     text = path.read_text(encoding="utf-8")
     assert text == publish.notebook_text(nbformat.reads(text, as_version=4))
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o666 & ~_umask()
-    cells = nbformat.reads(text, as_version=4).cells
+    cells = [cell for cell in nbformat.reads(text, as_version=4).cells if cell.cell_type == "code"]
     assert cells[0].outputs[0]["data"]["text/plain"].startswith("loop: 100%|██████████| 3/3")
     assert cells[1].outputs[0]["data"]["text/plain"] == f"k: 7\n({publish.CAPTION})"
     assert "image/png" in cells[1].outputs[0]["data"]

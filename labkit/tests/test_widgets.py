@@ -323,9 +323,10 @@ def test_explorer_controls_line_up_and_theta_is_wide():
     theta_box = widgets.theta_explorer()
     clip_box = widgets.clip_explorer(model=widgets.ClipExplorerModel(n=16, hidden=4, iters=1,
                                                                      grid=4))
-    controls = [*theta_box.children[:2], *clip_box.children[:4]]
-    assert {c.style.description_width for c in controls} == {"80px"}
-    assert {c.layout.width for c in controls} == {widgets.CONTROL_WIDTH}
+    sliders = [*theta_box.children[:2], *clip_box.children[:3]]
+    assert {c.style.description_width for c in [*sliders, clip_box.children[3]]} == {"80px"}
+    assert {c.layout.width for c in sliders} == {widgets.CONTROL_WIDTH}
+    assert "widget-inline-hbox" in clip_box.children[3]._dom_classes  # label beside the buttons
     track = int(widgets.CONTROL_WIDTH.removesuffix("px")) - 80 - 64  # less label and readout
     theta = theta_box.children[0]
     assert track / round((theta.max - theta.min) / theta.step) >= 2
