@@ -19,6 +19,7 @@ import PIL.Image
 import scipy.ndimage
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator, NullFormatter, ScalarFormatter
 
 from labkit import _checks, rundir
 
@@ -34,6 +35,7 @@ __all__ = [
     "Example1View",
     "distance_curves",
     "figure2",
+    "gradient_agreement",
     "layer_study",
     "loss_tracks",
     "example1_setup",
@@ -233,7 +235,8 @@ def sample_convergence(ns, estimates: Mapping[str, np.ndarray], truth: Mapping[s
     if set(truth) != set(estimates):
         raise ValueError(f"truth keys {sorted(truth)} must equal estimates keys "
                          f"{sorted(estimates)}")
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8), layout="constrained")
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 3.8), layout="constrained",
+                                      width_ratios=(1, 1))
     largest = 0.0
     for j, (label, values) in enumerate(estimates.items()):
         est = np.asarray(values, dtype=float).reshape(len(ns), -1)
@@ -259,7 +262,7 @@ def sample_convergence(ns, estimates: Mapping[str, np.ndarray], truth: Mapping[s
     right.set(xlabel="n (samples per distribution)", ylabel="mean |estimate - truth|",
               title="error against n (log-log)")
     left.legend(fontsize="small")
-    right.legend(fontsize="small")
+    right.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.02, 1.0))  # off the curves
     return fig
 
 
@@ -392,12 +395,16 @@ class Example1View:
 
 def toy_samples(real, fakes: Mapping[str, object], centers=None, *, title: str | None = None,
                 max_points: int = 2500) -> Figure:
-    """Generated 2-D samples over the real ones, one panel per run (e.g. per seed).
+    """Generated 2-D samples under the real ones and the centres, one panel per run (e.g. per
+    seed), 4.4 inches a panel.
+
+    The generated cloud is drawn first and faint, so that the targets stay visible on top of
+    it: the real samples (orange), then the mixture centres (black crosses).
 
     Parameters
     ----------
     real : array or tensor, shape (n, 2)
-        Samples of the target, drawn in grey.
+        Samples of the target.
     fakes : mapping of panel title -> array or tensor of shape (m, 2)
         Generated samples, one panel each (4 panels per row).
     centers : array or tensor, shape (K, 2), optional
@@ -413,22 +420,23 @@ def toy_samples(real, fakes: Mapping[str, object], centers=None, *, title: str |
         raise ValueError("fakes must hold at least one set of samples")
     cols = min(4, len(fakes))
     rows = -(-len(fakes) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.2 * rows), squeeze=False,
-                             sharex=True, sharey=True)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.4 * cols, 4.4 * rows + 0.4), squeeze=False,
+                             sharex=True, sharey=True, layout="constrained")
     for ax, (name, fake) in zip(axes.flat, fakes.items(), strict=False):
         fake = _as_points(f"fakes[{name!r}]", fake)[:max_points]
+        ax.scatter(*fake.T, s=5, c="C0", alpha=0.3, lw=0, label="generated", zorder=1)
+        ax.scatter(*real.T, s=5, c="C1", alpha=0.8, lw=0, label="real", zorder=2)
         if centers is not None:
-            ax.scatter(*centers.T, marker="+", c="k", s=60, lw=0.8, label="centres")
-        ax.scatter(*real.T, s=3, c="C1", alpha=0.5, label="real")
-        ax.scatter(*fake.T, s=2, c="C0", alpha=0.5, label="generated")
-        ax.set_title(str(name), fontsize=10)
+            ax.scatter(*centers.T, marker="+", c="k", s=150, lw=1.5, label="centres", zorder=3)
+        ax.set_title(str(name))
+        ax.set(xlabel="x₁", ylabel="x₂")
         ax.set_aspect("equal", adjustable="box")
+        ax.label_outer()
     for ax in axes.flat[len(fakes):]:
         ax.axis("off")
-    axes.flat[0].legend(loc="upper left", fontsize=7)
+    axes.flat[0].legend(loc="upper left", fontsize="small", framealpha=0.9)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
     return fig
 
 
@@ -473,42 +481,62 @@ def trained_distances(theta_grid, closed: Mapping[str, np.ndarray],
     return fig
 
 
-def figure2(x, densities: Mapping[str, np.ndarray], functions: Mapping[str, np.ndarray],
-            decay: Mapping[str, tuple]) -> Figure:
-    """The paper's Figure 2 and the gradient at the fake samples against training steps.
+def figure2(x, densities: Mapping[str, np.ndarray], discriminator: Mapping[str, np.ndarray],
+            critics: Mapping[str, np.ndarray], decay: Mapping[str, tuple]) -> Figure:
+    """The paper's Figure 2, each function on its own scale, and the gradient at the fake samples
+    against training steps.
 
     Parameters
     ----------
     x : array-like, shape (m,)
         Grid of the 1-D input.
     densities : dict of str to array (m,)
-        The real and fake densities, drawn shaded.
-    functions : dict of str to array (m,)
-        Trained functions on the grid (e.g. D(x) and the critic, rescaled to [0, 1]).
+        The real and fake densities (first real, then fake).
+    discriminator : dict of str to array (m,)
+        D(x) in [0, 1], drawn over the densities scaled to a peak of 1 (top left).
+    critics : dict of str to array (m,)
+        WGAN critics f(x), one panel each on its own, unscaled axis, over bands where each
+        density is above 1% of its peak (bottom row).
     decay : dict of str to (steps, norms)
         Mean gradient norm at the fake samples after each number of training steps; drawn on
-        log-log axes (step 0 drawn at 1).
+        log-log axes (step 0 drawn at 1; top right).
 
     Returns
     -------
     matplotlib.figure.Figure
     """
     x = np.asarray(x, dtype=float)
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.9), layout="constrained")
-    for j, (label, p) in enumerate(densities.items()):
+    fig, axes = plt.subplots(2, max(2, len(critics)), figsize=(11, 7.2), layout="constrained")
+    top_left, right = axes[0, 0], axes[0, 1]
+    for ax in axes[0, 2:]:
+        ax.axis("off")
+    shades = [f"C{j + 2}" for j in range(len(densities))]
+    for (label, p), colour in zip(densities.items(), shades, strict=True):
         p = np.asarray(p, dtype=float)
-        left.fill_between(x, 0, p / p.max(), color=f"C{j + 2}", alpha=0.25, label=label)
-    for j, (label, y) in enumerate(functions.items()):
-        left.plot(x, y, lw=2, color=f"C{j}", label=label)
-    left.set(xlabel="x", title="trained on the two Gaussians (paper, Figure 2)")
-    left.legend(fontsize="small", loc="center left")
+        top_left.fill_between(x, 0, p / p.max(), color=colour, alpha=0.25,
+                              label=f"{label} (scaled to peak 1)")
+    for j, (label, y) in enumerate(discriminator.items()):
+        top_left.plot(x, y, lw=2, color=f"C{j}", label=label)
+    top_left.set(xlabel="x", ylabel="D(x)  (densities scaled to peak 1)",
+                 title="GAN discriminator (paper, Figure 2)")
+    top_left.legend(fontsize="small", loc="center left")
+    for j, (ax, (label, f)) in enumerate(zip(axes[1], critics.items(), strict=False)):
+        for (name, p), colour in zip(densities.items(), shades, strict=True):
+            p = np.asarray(p, dtype=float)
+            inside = x[p > 0.01 * p.max()]
+            ax.axvspan(inside.min(), inside.max(), color=colour, alpha=0.15,
+                       label=f"where the {name.split()[0]} samples are")
+        ax.plot(x, np.asarray(f, dtype=float), lw=2, color=f"C{j + len(discriminator)}",
+                label=label)
+        ax.set(xlabel="x", ylabel="f(x), unscaled", title=label)
+        ax.legend(fontsize="small")
     for j, (label, (steps, norms)) in enumerate(decay.items()):
         steps = np.maximum(np.asarray(steps, dtype=float), 1)
         right.loglog(steps, norms, "o-", ms=3, color=f"C{j}", label=label)
     right.set(xlabel="training steps (step 0 drawn at 1)",
               ylabel="mean |d loss_G / dx| at the fake samples",
               title="the gradient the generator receives")
-    right.legend(fontsize="small")
+    right.legend(fontsize="small", loc="lower left")
     return fig
 
 
@@ -538,6 +566,46 @@ def loss_tracks(runs: Mapping[str, Mapping[str, np.ndarray]]) -> Figure:
     return fig
 
 
+def gradient_agreement(reports: Mapping[tuple, object], widths: Sequence[int],
+                       n_critics: Sequence[int], constraints: Sequence[str]) -> Figure:
+    """How well trained critics point the generator, against the exact OT gradient, and at what
+    scale: one column per critic width, lines per constraint against n_critic.
+
+    Parameters
+    ----------
+    reports : dict of (width, n_critic, constraint) -> CriticReport
+        Each with ``cosine`` (mean cosine between grad f and -dW1/dx at the fake points) and
+        ``ratio`` (estimate / exact W1).
+    widths, n_critics, constraints : sequences
+        The grid of ``reports``' keys, in display order.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Top row: mean cosine (1: the exact OT direction). Bottom row: estimate / exact W1 on a
+        log scale (1: the critic estimates W1 itself).
+    """
+    fig, axes = plt.subplots(2, len(widths), figsize=(5.2 * len(widths) + 2, 6.2),
+                             layout="constrained", sharex=True, squeeze=False)
+    lowest = min(min(r.cosine for r in reports.values()), 0.0)  # a cosine can be negative
+    for col, width in enumerate(widths):
+        cos_ax, ratio_ax = axes[0, col], axes[1, col]
+        for j, name in enumerate(constraints):
+            picked = [reports[width, n, name] for n in n_critics]
+            style = {"color": f"C{j}", "marker": "osD^v<>"[j % 7], "label": name}
+            cos_ax.plot(n_critics, [r.cosine for r in picked], **style)
+            ratio_ax.plot(n_critics, [r.ratio for r in picked], **style)
+        cos_ax.set(title=f"critic width {width}", ylim=(lowest - 0.02, 1.02), xscale="log")
+        ratio_ax.set(xlabel="n_critic (critic steps per generator iteration)", yscale="log")
+        ratio_ax.axhline(1.0, color="0.6", ls="--", lw=1)
+        ratio_ax.set_xticks(list(n_critics), labels=[str(n) for n in n_critics])
+        ratio_ax.xaxis.set_minor_formatter(NullFormatter())
+    axes[0, 0].set_ylabel("mean cosine to the exact OT gradient")
+    axes[1, 0].set_ylabel("estimate / exact W1 (the K)")
+    axes[0, -1].legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    return fig
+
+
 def layer_study(reports: Mapping[str, object], clips: Mapping[str, float]) -> Figure:
     """Per-layer gradient norms and weight histograms of deep critics (WGAN-GP, Figure 1b).
 
@@ -551,8 +619,8 @@ def layer_study(reports: Mapping[str, object], clips: Mapping[str, float]) -> Fi
     Returns
     -------
     matplotlib.figure.Figure
-        Left: log gradient norm against layer (input first). Right: one weight histogram per
-        setting.
+        Left: log gradient norm against layer (input first); a norm of exactly 0 is not drawn
+        and the legend names the first such layer. Right: one weight histogram per setting.
     """
     if not reports:
         raise ValueError("reports must hold at least one setting")
@@ -561,7 +629,11 @@ def layer_study(reports: Mapping[str, object], clips: Mapping[str, float]) -> Fi
     ax = left_fig.subplots()
     for j, (label, rep) in enumerate(reports.items()):
         norms = np.asarray(rep.layer_norms, dtype=float)
-        ax.semilogy(np.arange(1, norms.size + 1), norms, "o-", ms=3, color=f"C{j}", label=label)
+        zero = np.flatnonzero(norms == 0) + 1
+        if zero.size:  # a log axis has no 0: the line stops, and the legend says where
+            label = f"{label} (0 from layer {zero[0]})"
+        ax.semilogy(np.arange(1, norms.size + 1), np.where(norms > 0, norms, np.nan), "o-",
+                    ms=3, color=f"C{j}", label=label)
     ax.set(xlabel="layer (1 = input)", ylabel="||dL/dW_layer||",
            title="gradient norm per layer (log scale)")
     ax.legend(fontsize="small")
@@ -574,7 +646,7 @@ def layer_study(reports: Mapping[str, object], clips: Mapping[str, float]) -> Fi
         hax.set_title(label, fontsize=9)
         hax.set_yticks([])
         hax.tick_params(axis="x", labelsize=7, labelrotation=45)
-    right_fig.suptitle("weights (dotted: +-c)", fontsize=10)
+    right_fig.suptitle("weights (dotted: ±c)", fontsize=10)
     return fig
 
 
@@ -584,7 +656,8 @@ class ClipExplorerView:
     Four panels on a bare Agg canvas (never shown twice by pyplot): the critic's values with the
     real and fake samples; at the fake points the direction the critic pushes them (grad f,
     black) over the exact OT direction (-dW1/dx, grey), both unit length; the histogram of the
-    weights with +-c dotted; the per-layer gradient norms on a log scale (WGAN-GP, Figure 1b).
+    weights with ±c dotted (clipping only); the per-layer gradient norms on a log scale
+    (WGAN-GP, Figure 1b), a norm of 0 left out.
     The layout is computed once; :meth:`update` changes the artists' data only.
 
     Parameters
@@ -628,10 +701,13 @@ class ClipExplorerView:
         push_ax.legend(fontsize=7, loc="lower left")
         self._stairs = hist_ax.stairs([0.0], [-1.0, 1.0], fill=True, color="C2")
         self._clip_lines = [hist_ax.axvline(sign, color="k", ls=":", lw=1) for sign in (-1, 1)]
-        hist_ax.set_title("weights (dotted: +-c)", fontsize=9)
+        self._hist_title = hist_ax.set_title("weights (dotted: ±c)", fontsize=9)
         hist_ax.set_yticks([])
         (self._norms,) = norm_ax.semilogy([1, 2], [1, 1], "o-", color="C3")
-        norm_ax.set(xlabel="layer (1 = input)", xlim=(0.5, depth_max + 1.5))
+        norm_ax.yaxis.set_minor_formatter(NullFormatter())
+        # The layout is computed once: lay it out with the widest tick labels the panel will
+        # show (10^-30), so that later ones never run into the histogram.
+        norm_ax.set(xlabel="layer (1 = input)", xlim=(0.5, depth_max + 1.5), ylim=(1e-30, 1e5))
         norm_ax.set_title("||dL/dW|| per layer", fontsize=9)
         self._title = self.fig.suptitle(" ", fontsize=10)
         self._canvas.draw()  # lay out once
@@ -677,11 +753,20 @@ class ClipExplorerView:
             line.set_visible(clip is not None)
             if clip is not None:
                 line.set_xdata([sign * clip, sign * clip])
+        if clip is not None:  # ticks at -c, 0, c
+            hist_ax.set_xticks([-clip, 0.0, clip], labels=[f"{-clip:.2g}", "0", f"{clip:.2g}"])
+        else:
+            hist_ax.xaxis.set_major_locator(MaxNLocator(nbins=3, symmetric=True))
+            hist_ax.xaxis.set_major_formatter(ScalarFormatter())
+        self._hist_title.set_text("weights (dotted: ±c)" if clip is not None else "weights")
         norms = np.asarray(layer_norms, dtype=float)
-        self._norms.set_data(np.arange(1, norms.size + 1), norms)
+        # A norm of exactly 0 (a layer the signal no longer reaches) has no place on a log
+        # axis: the line stops there.
+        self._norms.set_data(np.arange(1, norms.size + 1), np.where(norms > 0, norms, np.nan))
         positive = norms[norms > 0]
-        if positive.size:
-            norm_ax.set_ylim(positive.min() / 2, positive.max() * 2)
+        if positive.size:  # whole decades, so that at least two labelled ticks show
+            norm_ax.set_ylim(10.0 ** np.floor(np.log10(positive.min() / 2)),
+                             10.0 ** np.ceil(np.log10(positive.max() * 2)))
         self._title.set_text(title)
 
     def png(self) -> bytes:

@@ -20,10 +20,16 @@ def test_toy_samples_draws_the_given_points_one_panel_per_run():
     visible = [ax for ax in fig.axes if ax.axison]
     assert [ax.get_title() for ax in visible] == list(fakes)
     assert len(fig.axes) == 8  # two rows of four, three panels switched off
-    centres, drawn_real, drawn_fake = (c.get_offsets() for c in visible[2].collections)
-    np.testing.assert_allclose(centres, ring.centers.numpy(), rtol=1e-6)
-    np.testing.assert_allclose(drawn_real, real[:40].numpy(), rtol=1e-6)
-    np.testing.assert_allclose(drawn_fake, fakes["seed 2"][:40].numpy(), rtol=1e-6)
+    drawn = {c.get_label(): c for c in visible[2].collections}
+    np.testing.assert_allclose(drawn["centres"].get_offsets(), ring.centers.numpy(), rtol=1e-6)
+    np.testing.assert_allclose(drawn["real"].get_offsets(), real[:40].numpy(), rtol=1e-6)
+    np.testing.assert_allclose(drawn["generated"].get_offsets(), fakes["seed 2"][:40].numpy(),
+                               rtol=1e-6)
+    # the targets on top of the generated cloud, and axes that say what they are
+    order = [drawn[k].get_zorder() for k in ("generated", "real", "centres")]
+    assert order == sorted(order) and len(set(order)) == 3
+    assert (visible[4].get_xlabel(), visible[0].get_ylabel()) == ("x₁", "x₂")
+    assert fig.get_size_inches()[0] >= 4 * 4.4
 
 
 def test_toy_samples_rejects_bad_input():
@@ -54,6 +60,27 @@ def test_clip_explorer_view_draws_the_given_data():
     assert view._title.get_text() == "GP"
 
 
+def test_clip_explorer_view_labels_never_collide():
+    """The norm panel's tick labels stay clear of the histogram whatever the norms' scale (the
+    layout is computed once), +-c is only named under clipping, and a norm of 0 is not drawn."""
+    rng = np.random.default_rng(0)
+    real, fake = rng.normal(size=(20, 2)), rng.normal(size=(20, 2))
+    view = plots.ClipExplorerView(real, fake, -fake, (-3, 3, -3, 3), depth_max=6)
+    _, _, hist_ax, norm_ax = view.axes
+    for norms, clip in (([1e-28, 1e-20, 0.0], 0.001), ([3e4, 2e5], 1.0), ([0.5, 2.0], None)):
+        view.update(rng.normal(size=(10, 10)), rng.normal(size=(20, 2)),
+                    rng.uniform(-0.01, 0.01, 500), norms, clip, "setting")
+        view.png()
+        renderer = view.fig.canvas.get_renderer()
+        hist_right = hist_ax.get_tightbbox(renderer).x1
+        labels = [t for t in norm_ax.get_yticklabels() if t.get_visible() and t.get_text()]
+        assert len(labels) >= 2
+        assert min(t.get_window_extent(renderer).x0 for t in labels) > hist_right
+        assert hist_ax.get_title() == ("weights (dotted: ±c)" if clip else "weights")
+        drawn = view._norms.get_ydata()
+        assert np.array_equal(np.isnan(drawn), np.asarray(norms) == 0)
+
+
 def test_notebook02_figures_carry_their_data():
     grid = np.linspace(-1, 1, 50)
     fig = plots.trained_distances(grid, {"W": np.abs(grid), "JS": np.full(50, np.log(2))},
@@ -61,12 +88,33 @@ def test_notebook02_figures_carry_their_data():
     w_ax, js_ax = fig.axes
     assert any(list(line.get_ydata()) == [0.4] for line in w_ax.get_lines())
     assert any(list(line.get_ydata()) == [0.69] for line in js_ax.get_lines())
-    fig = plots.figure2(grid, {"p": np.exp(-grid**2)}, {"D": grid}, {"D": ([0, 10], [1.0, 1e-6])})
-    assert list(fig.axes[1].get_lines()[0].get_ydata()) == [1.0, 1e-6]
+    real, fake = np.exp(-(grid + 0.5) ** 2 / 0.01), np.exp(-(grid - 0.5) ** 2 / 0.01)
+    critics = {"clipped": 1e-4 * grid, "GP": -3 * grid}
+    fig = plots.figure2(grid, {"real density": real, "fake density": fake}, {"D": grid}, critics,
+                        {"D": ([0, 10], [1.0, 1e-6])})
+    d_ax, decay_ax, clip_ax, gp_ax = fig.axes
+    assert list(decay_ax.get_lines()[0].get_ydata()) == [1.0, 1e-6]
+    for ax, values in ((clip_ax, critics["clipped"]), (gp_ax, critics["GP"])):
+        np.testing.assert_array_equal(ax.get_lines()[0].get_ydata(), values)  # unscaled
+        assert ax.get_ylabel() == "f(x), unscaled"
+    assert d_ax.get_ylabel().startswith("D(x)")
     fig = plots.loss_tracks({"run": {"iteration": [1, 2], "estimate": [3, 4], "w1_exact": [5, 6]}})
     assert len(fig.axes) == 2  # the estimate and, on a twin axis, the exact W1
     with pytest.raises(ValueError, match="runs must hold"):
         plots.loss_tracks({})
+
+
+def test_gradient_agreement_draws_each_constraint_against_n_critic():
+    from types import SimpleNamespace
+
+    reports = {(w, n, c): SimpleNamespace(cosine=0.1 * n + w / 1000, ratio=10.0 ** (n - 3))
+               for w in (32, 128) for n in (1, 5) for c in ("clip", "GP")}
+    fig = plots.gradient_agreement(reports, (32, 128), (1, 5), ("clip", "GP"))
+    cos_32, cos_128, ratio_32, ratio_128 = fig.axes
+    line = cos_128.get_lines()[1]
+    assert line.get_label() == "GP" and list(line.get_ydata()) == [0.1 + 0.128, 0.5 + 0.128]
+    assert list(ratio_32.get_lines()[0].get_ydata()) == [1e-2, 1e2]
+    assert ratio_128.get_yscale() == "log" and cos_32.get_ylim() == (-0.02, 1.02)
 
 
 def test_layer_study_draws_norms_and_marks_the_clip_value():
@@ -77,6 +125,10 @@ def test_layer_study_draws_norms_and_marks_the_clip_value():
     fig = plots.layer_study(reports, {"clip 0.01": 0.01})
     norm_ax, clip_ax, gp_ax = fig.axes
     assert [list(line.get_ydata()) for line in norm_ax.get_lines()] == [[1e-4, 1e-2], [1.0, 2.0]]
+    fig = plots.layer_study({"clip": SimpleNamespace(layer_norms=[1e-4, 0.0, 0.0], weights=[0.0])},
+                            {"clip": 0.01})
+    (line,) = fig.axes[0].get_lines()
+    assert np.isnan(line.get_ydata()[1:]).all() and line.get_label() == "clip (0 from layer 2)"
     assert sorted(line.get_xdata()[0] for line in clip_ax.get_lines()) == [-0.01, 0.01]
     assert not gp_ax.get_lines()
 
