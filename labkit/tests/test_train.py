@@ -156,6 +156,23 @@ def test_resume_is_bit_exact(tmp_path, cfg):
     assert json.dumps(one_go.final_metrics()) == json.dumps(resumed.final_metrics())
 
 
+@pytest.mark.parametrize("n_seeds", [1, 3])
+def test_evaluation_schedule_never_changes_training(n_seeds):
+    """Evaluating often or rarely trains the same models: evaluation must not advance spectral
+    norm's power iteration (it did, through the critic's training-mode forward pass)."""
+    runs = []
+    for eval_every in (1, 1000):
+        trainer = Trainer(tiny(iters=6, constraint="sn", optimizer="adam", lr=1e-3,
+                               n_seeds=n_seeds, eval_every=eval_every, eval_samples=50),
+                          progress=False)
+        trainer.run()
+        runs.append(trainer)
+    for a, b in [(runs[0].generator, runs[1].generator), (runs[0].critic, runs[1].critic)]:
+        pa, pb = params(a), params(b)
+        assert pa.keys() == pb.keys() and all(torch.equal(pa[k], pb[k]) for k in pa)
+    assert len(runs[0].history.evals) == 7 * n_seeds  # it did evaluate at every iteration
+
+
 def test_resume_refuses_different_config(tmp_path):
     path = tmp_path / "ckpt.pt"
     Trainer(tiny(iters=2, checkpoint=str(path)), progress=False).run()
