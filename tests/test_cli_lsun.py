@@ -92,7 +92,7 @@ def test_epochs_set_the_iterations(cache, tmp_path, cli):
      "error: image_size=32 does not match the cache at '{cache}', made at size 16; use size 16 "
      "or prepare a cache with --size 32"),
     (["--data", "{cache}", "--generator", "resnet"],
-     "error: --generator must be one of dcgan, dcgan-nobn, mlp, got 'resnet'"),
+     "error: --generator must be one of dcgan, dcgan-nobn, dcgan-const, mlp, got 'resnet'"),
     (["--data", "{tmp}/none"], "error: cache: no folder at '{tmp}/none'"),
     (["--data", "{cache}", "--device", "cuda:7"],
      "error: --device must be a device that exists, got 'cuda:7'; torch "),
