@@ -16,15 +16,17 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import PIL.Image
-import scipy.ndimage
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from labkit import _checks, rundir
+from labkit.metrics import median_filter
 
 __all__ = [
     "ClipExplorerView",
     "convergence",
+    "curve_table",
+    "grid_table",
     "estimate_vs_exact",
     "training_snapshots",
     "Example1View",
@@ -868,20 +870,6 @@ def sample_grids(grids: Mapping[str, object], *, title: str, nrow: int = 8) -> F
     return fig
 
 
-def median_filter(values, width: int = 101) -> np.ndarray:
-    """Running median over ``width`` points (odd), the edges padded with the nearest value.
-
-    The paper smooths its W curves this way (width 101; Figures 3 and 4).
-
-    >>> median_filter([0, 0, 9, 0, 0], 3).tolist()
-    [0.0, 0.0, 0.0, 0.0, 0.0]
-    """
-    if isinstance(width, bool) or not isinstance(width, int) or width < 1 or width % 2 == 0:
-        raise ValueError(f"width={width!r} is not allowed; it must be an odd integer >= 1")
-    return scipy.ndimage.median_filter(np.asarray(values, dtype=float), size=width,
-                                       mode="nearest")
-
-
 def w_estimate_curves(curves: Mapping[str, tuple], *, width: int = 101,
                       title: str | None = None, swd: Mapping[str, tuple] | None = None) -> Figure:
     """The critic's W estimate against generator iterations, as the paper's Figures 3 and 4.
@@ -918,5 +906,97 @@ def w_estimate_curves(curves: Mapping[str, tuple], *, width: int = 101,
     axes[-1, 0].set_xlabel("generator iterations")
     if title:
         fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def grid_table(columns: Mapping[str, Sequence], rows: Sequence[str], *, title: str,
+               cell_inches: float = 2.3) -> Figure:
+    """Sample grids in a table: one column per key of ``columns`` (the paper's figures put WGAN
+    left and the standard GAN right), one row per entry of ``rows`` (e.g. seeds).
+
+    Parameters
+    ----------
+    columns : mapping of column title -> sequence of one image per row
+        Each image is a picture (H, W, 3) uint8, as read from a grid PNG, or a batch
+        (N, 3, S, S) in [-1, 1], tiled by :func:`image_grid`; None leaves the cell empty.
+    rows : sequence of str
+        Row titles, written on the left.
+    title : str
+        Say which data and which device produced the images.
+    cell_inches : float
+        Side of each cell.
+    """
+    if not columns or not rows:
+        raise ValueError("columns and rows must each hold at least one entry")
+    fig, axes = plt.subplots(len(rows), len(columns), squeeze=False,
+                             figsize=(cell_inches * len(columns) + 0.8,
+                                      cell_inches * len(rows) + 0.7))
+    for j, (name, images) in enumerate(columns.items()):
+        if len(images) != len(rows):
+            raise ValueError(f"column {name!r} has {len(images)} images for {len(rows)} rows")
+        for i, image in enumerate(images):
+            ax = axes[i, j]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            for spine in ax.spines.values():
+                spine.set_visible(False)
+            if image is not None:
+                picture = np.asarray(image)
+                if picture.ndim == 4 or hasattr(image, "detach"):
+                    picture = image_grid(image)
+                ax.imshow(picture, interpolation="nearest")
+            if i == 0:
+                ax.set_title(name, fontsize=9)
+            if j == 0:
+                ax.set_ylabel(rows[i], fontsize=9)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def curve_table(cells: Mapping[str, Mapping[str, Mapping[str, tuple]]], rows: Mapping[str, str],
+                *, title: str, styles: Mapping[str, Mapping] | None = None,
+                log_rows: Sequence[str] = (), width: float = 10.0) -> Figure:
+    """Training curves in a table of panels sharing the iteration axis per column.
+
+    Parameters
+    ----------
+    cells : mapping of column title -> {row key -> {line label -> (x, y) or (x, y, raw)}}
+        A third array ``raw`` is drawn faint under ``y`` in the same colour (the unfiltered
+        estimate under its median, as the paper's Figures 3 and 4). A row missing from a
+        column leaves its panel empty.
+    rows : mapping of row key -> y-axis label, in display order
+    title : str
+        Say which data and which device produced the curves.
+    styles : mapping of line label -> matplotlib keyword arguments (colour, line style, ...)
+    log_rows : row keys drawn on a log scale
+    width : figure width in inches (the height follows the number of rows)
+    """
+    if not cells or not rows:
+        raise ValueError("cells and rows must each hold at least one entry")
+    styles = styles or {}
+    fig, axes = plt.subplots(len(rows), len(cells), squeeze=False, sharex="col",
+                             figsize=(width, 2.3 * len(rows) + 0.8))
+    for j, (column, panels) in enumerate(cells.items()):
+        for i, (row, ylabel) in enumerate(rows.items()):
+            ax = axes[i, j]
+            for k, (label, line) in enumerate(panels.get(row, {}).items()):
+                style = {"color": f"C{k}", "lw": 1.2, **styles.get(label, {})}
+                if len(line) == 3:
+                    ax.plot(line[0], line[2], color=style["color"], alpha=0.15, lw=0.5)
+                ax.plot(line[0], line[1], label=label, **style)
+            if row in log_rows:
+                ax.set_yscale("log")
+            if i == 0:
+                ax.set_title(column, fontsize=9)
+            if j == 0:
+                ax.set_ylabel(ylabel, fontsize=8)
+            if i == len(rows) - 1:
+                ax.set_xlabel("generator iterations", fontsize=8)
+            ax.tick_params(labelsize=7)
+            if ax.lines:
+                ax.legend(fontsize=6)
+    fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     return fig
