@@ -516,12 +516,9 @@ def _cmd_study(args: argparse.Namespace) -> int:
     from labkit import rundir, study
 
     rundir.check_file(args.out, "--out")
-    values = dict(study.QUICK) if args.quick or labkit.quick_mode() else {}
-    for field in dataclasses.fields(study.StudyConfig):
-        given = getattr(args, field.name, None)
-        if given is not None:
-            values[field.name] = tuple(given) if isinstance(given, list) else given
-    config = study.StudyConfig(**values)
+    quick = args.quick or labkit.quick_mode()
+    config = study.StudyConfig(**_fields_given(args, study.StudyConfig,
+                                               study.QUICK if quick else {}))
     started = time.perf_counter()
     data = study.run_study(config, args.out, progress=not args.quiet and args.jobs == 1,
                            jobs=args.jobs)
@@ -548,16 +545,37 @@ def _add_study_parser(sub) -> None:
     p.add_argument("--jobs", type=int, default=1,
                    help="runs trained at once, one process each (default 1; on two cores: "
                         "--jobs 2 --threads 1)")
-    defaults = study.StudyConfig()
-    for field in dataclasses.fields(study.StudyConfig):
+    _add_fields_as_options(p, study.StudyConfig)
+    p.set_defaults(func=_cmd_study)
+
+
+def _add_fields_as_options(parser: argparse.ArgumentParser, cls: type) -> None:
+    """One option per field of the dataclass ``cls`` (a study's or an experiment's config),
+    defaulting to "not given"; tuples take several values, bools --x / --no-x."""
+    defaults = cls()
+    for field in dataclasses.fields(cls):
         default = getattr(defaults, field.name)
         flag = "--" + field.name.replace("_", "-")
-        if isinstance(default, tuple):
-            p.add_argument(flag, nargs="+", default=None, metavar=field.name[:-1].upper(),
-                           help=f"default: {' '.join(default)}")
+        if isinstance(default, bool):
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None,
+                                help=f"default {default}")
+        elif isinstance(default, tuple):
+            parser.add_argument(flag, nargs="+", default=None, metavar=field.name[:-1].upper(),
+                                type=type(default[0]) if default else str,
+                                help=f"default: {' '.join(map(str, default))}")
         else:
-            p.add_argument(flag, type=int, default=None, help=f"default {default}")
-    p.set_defaults(func=_cmd_study)
+            parser.add_argument(flag, type=type(default), default=None,
+                                help=f"default {default}")
+
+
+def _fields_given(args: argparse.Namespace, cls: type, base: dict[str, Any]) -> dict[str, Any]:
+    """``base`` updated with the fields of the dataclass ``cls`` given on the command line."""
+    values = dict(base)
+    for field in dataclasses.fields(cls):
+        given = getattr(args, field.name, None)
+        if given is not None:
+            values[field.name] = tuple(given) if isinstance(given, list) else given
+    return values
 
 
 # ------------------------------------------------------------------------------------ digits
@@ -580,12 +598,9 @@ def _cmd_digits_experiment(args: argparse.Namespace) -> int:
     rundir.check_file(args.out, "--out")
     rundir.check(args.work, "--work")
     rundir.check(args.grids, "--grids")
-    values = dict(dx.QUICK) if args.quick or labkit.quick_mode() else {}
-    for field in dataclasses.fields(dx.ExperimentConfig):
-        given = getattr(args, field.name, None)
-        if given is not None:
-            values[field.name] = tuple(given) if isinstance(given, list) else given
-    config = dx.ExperimentConfig(**values)
+    quick = args.quick or labkit.quick_mode()
+    config = dx.ExperimentConfig(**_fields_given(args, dx.ExperimentConfig,
+                                                 dx.QUICK if quick else {}))
     started = time.perf_counter()
     try:
         data = dx.run_experiment(config, args.out, args.work, args.grids, jobs=args.jobs,
@@ -638,20 +653,7 @@ def _add_digits_parser(sub) -> None:
     p_exp.add_argument("--quick", action="store_true",
                        help="smoke-run sizes (also set by LABKIT_QUICK=1)")
     p_exp.add_argument("--quiet", action="store_true", help="no progress bars")
-    defaults = dx.ExperimentConfig()
-    for field in dataclasses.fields(dx.ExperimentConfig):
-        default = getattr(defaults, field.name)
-        flag = "--" + field.name.replace("_", "-")
-        if isinstance(default, bool):
-            p_exp.add_argument(flag, action=argparse.BooleanOptionalAction, default=None,
-                               help=f"default {default}")
-        elif isinstance(default, tuple):
-            p_exp.add_argument(flag, nargs="+", default=None, metavar="VALUE",
-                               type=int if default and isinstance(default[0], int) else str,
-                               help=f"default: {' '.join(map(str, default))}")
-        else:
-            p_exp.add_argument(flag, type=type(default), default=None,
-                               help=f"default {default}")
+    _add_fields_as_options(p_exp, dx.ExperimentConfig)
     p_exp.set_defaults(func=_cmd_digits_experiment)
 
 

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from labkit import _checks, digits, metrics, rundir
+from labkit import _checks, checkpoint, digits, metrics, rundir
 from labkit.study import _rounded, format_cell, mean_se
 
 FORMAT = 1
@@ -121,7 +121,7 @@ class ExperimentConfig:
     hidden: int = 512
     depth: int = 3
     batch_size: int = 64
-    eval_every: int = 250
+    eval_every: int = 500
     n_count: int = 1000
     w_every: int = 10
     snapshots: tuple[int, ...] = (0, 500, 2000)
@@ -446,11 +446,11 @@ def run_experiment(config: ExperimentConfig, path: str | os.PathLike,
     settings = config.to_dict()
     if path.exists():
         data = load_results(path)
-        diffs = [f"{k}: file {data['config'].get(k)!r}, asked {v!r}"
-                 for k, v in settings.items() if k != "threads" and data["config"].get(k) != v]
+        diffs = checkpoint.config_differences(data["config"], settings, ignore=("threads",))
         if diffs:
-            raise ValueError(f"path={str(path)!r} holds an experiment with another config ("
-                             + "; ".join(diffs) + "); choose another path or delete it")
+            raise ValueError(f"path={str(path)!r} holds an experiment with another config "
+                             f"(file -> asked: {'; '.join(diffs)}); choose another path or "
+                             "delete it")
     else:
         data = {"format": FORMAT, "labkit": labkit.__version__, "torch": torch.__version__,
                 "command": command or " ".join(["python -m labkit", *sys.argv[1:]]),

@@ -8,25 +8,7 @@ import numpy as np
 import pytest
 
 from labkit import digits, images
-from labkit.cli import main
 from labkit.tests.test_digits import bilinear_enlarge
-
-
-@pytest.fixture
-def cli(capsys):
-    """``python -m labkit ARGS`` in-process: returns (status, stdout, stderr)."""
-
-    def run(*args, check=True):
-        try:
-            status = main([str(a) for a in args])
-        except SystemExit as stop:
-            status = stop.code
-        captured = capsys.readouterr()
-        if check:
-            assert status == 0, captured.err
-        return status, captured.out, captured.err
-
-    return run
 
 
 def test_export_then_prepare_is_the_lsun_users_data_step(tmp_path, cli):
