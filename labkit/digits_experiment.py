@@ -270,7 +270,7 @@ def classifier_for(cache) -> digits.DigitClassifier:
 
 
 def run_folder(work: str | os.PathLike, arm: str, seed: int) -> Path:
-    """Where a run keeps its checkpoint and grids: ``work/<loss>_<generator>/seed<k>``."""
+    """The folder of one run's checkpoint: ``work/<loss>_<generator>/seed<k>``."""
     return Path(work) / arm.replace("/", "_") / f"seed{seed}"
 
 
@@ -602,17 +602,22 @@ def curve_styles(data: dict) -> dict[str, dict[str, str]]:
         for r in data["runs"].values()}
 
 
-def load_grid(grids: str | os.PathLike, arm: str, seed: int,
-              iteration: int | None = None) -> np.ndarray | None:
+def load_grid(grids: str | os.PathLike, arm: str, seed: int, iteration: int | None = None,
+              rows: int | None = None) -> np.ndarray | None:
     """A sample grid written by :func:`run_one` as a (H, W, 3) uint8 picture, or None if the
-    file is not there (an arm or a snapshot that was not run)."""
+    file is not there (an arm or a snapshot that was not run). ``rows`` keeps only the first
+    rows of images (:func:`labkit.plots.image_grid`'s layout: 2-pixel gaps)."""
     from PIL import Image
 
     path = Path(grids) / grid_name(arm, seed, iteration)
     if not path.is_file():
         return None
     with Image.open(path) as image:
-        return np.asarray(image.convert("RGB"))
+        picture = np.asarray(image.convert("RGB"))
+    if rows is not None:
+        side = (picture.shape[1] - 2) // 8  # image side + gap, eight images a row
+        picture = picture[:2 + rows * side]
+    return picture
 
 
 def seed_curves(data: dict, arm: str, field: str) -> dict[int, tuple[list, ...]]:

@@ -18,6 +18,7 @@ import numpy as np
 import PIL.Image
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
 
 from labkit import _checks, rundir
 from labkit.metrics import median_filter
@@ -911,7 +912,7 @@ def w_estimate_curves(curves: Mapping[str, tuple], *, width: int = 101,
 
 
 def grid_table(columns: Mapping[str, Sequence], rows: Sequence[str], *, title: str,
-               cell_inches: float = 2.3) -> Figure:
+               scale: float = 2.0) -> Figure:
     """Sample grids in a table: one column per key of ``columns`` (the paper's figures put WGAN
     left and the standard GAN right), one row per entry of ``rows`` (e.g. seeds).
 
@@ -924,27 +925,31 @@ def grid_table(columns: Mapping[str, Sequence], rows: Sequence[str], *, title: s
         Row titles, written on the left.
     title : str
         Say which data and which device produced the images.
-    cell_inches : float
-        Side of each cell.
+    scale : float
+        Screen pixels per image pixel at the figure's dpi (2: a 16 x 16 digit shows as 32 x 32).
     """
     if not columns or not rows:
         raise ValueError("columns and rows must each hold at least one entry")
-    fig, axes = plt.subplots(len(rows), len(columns), squeeze=False,
-                             figsize=(cell_inches * len(columns) + 0.8,
-                                      cell_inches * len(rows) + 0.7))
-    for j, (name, images) in enumerate(columns.items()):
+    for name, images in columns.items():
         if len(images) != len(rows):
             raise ValueError(f"column {name!r} has {len(images)} images for {len(rows)} rows")
-        for i, image in enumerate(images):
+    pictures = [[None if im is None else
+                 image_grid(im) if hasattr(im, "detach") or np.ndim(im) == 4 else np.asarray(im)
+                 for im in images] for images in columns.values()]
+    shapes = [p.shape for column in pictures for p in column if p is not None]
+    height, width = (max(s[0] for s in shapes), max(s[1] for s in shapes)) if shapes else (1, 1)
+    inches = scale / plt.rcParams["figure.dpi"]
+    fig, axes = plt.subplots(len(rows), len(columns), squeeze=False,
+                             figsize=(len(columns) * width * inches + 0.6,
+                                      len(rows) * height * inches + 0.3 * len(rows) + 0.6))
+    for j, (name, column) in enumerate(zip(columns, pictures, strict=True)):
+        for i, picture in enumerate(column):
             ax = axes[i, j]
             ax.set_xticks([])
             ax.set_yticks([])
             for spine in ax.spines.values():
                 spine.set_visible(False)
-            if image is not None:
-                picture = np.asarray(image)
-                if picture.ndim == 4 or hasattr(image, "detach"):
-                    picture = image_grid(image)
+            if picture is not None:
                 ax.imshow(picture, interpolation="nearest")
             if i == 0:
                 ax.set_title(name, fontsize=9)
@@ -988,6 +993,9 @@ def curve_table(cells: Mapping[str, Mapping[str, Mapping[str, tuple]]], rows: Ma
                 ax.plot(line[0], line[1], label=label, **style)
             if row in log_rows:
                 ax.set_yscale("log")
+                ax.yaxis.set_major_locator(LogLocator(subs=(1, 2, 5)))
+                ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
+                ax.yaxis.set_minor_formatter(NullFormatter())
             if i == 0:
                 ax.set_title(column, fontsize=9)
             if j == 0:
@@ -995,8 +1003,8 @@ def curve_table(cells: Mapping[str, Mapping[str, Mapping[str, tuple]]], rows: Ma
             if i == len(rows) - 1:
                 ax.set_xlabel("generator iterations", fontsize=8)
             ax.tick_params(labelsize=7)
-            if ax.lines:
-                ax.legend(fontsize=6)
+            if i == 0 and ax.lines:
+                ax.legend(fontsize=7)
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     return fig

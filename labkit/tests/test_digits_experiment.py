@@ -102,6 +102,11 @@ def test_a_stopped_run_continues_from_its_checkpoint_to_the_one_go_result(cache,
     assert {p.name for p in (tmp_path / "ga").iterdir()} == {
         "wgan_dcgan_seed0.png", "wgan_dcgan_seed0_iter000000.png",
         "wgan_dcgan_seed0_iter000006.png"}
+    grid = dx.load_grid(tmp_path / "ga", "wgan/dcgan", 0)
+    assert grid.shape == (146, 146, 3) and grid.dtype == np.uint8  # 8 x 8 digits, 2-px gaps
+    np.testing.assert_array_equal(dx.load_grid(tmp_path / "ga", "wgan/dcgan", 0, rows=4),
+                                  grid[:2 + 4 * 18])
+    assert dx.load_grid(tmp_path / "ga", "gan/dcgan", 0) is None
 
 
 def test_results_file_holds_every_run_and_a_rerun_keeps_them(cache, tmp_path):
