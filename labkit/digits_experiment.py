@@ -486,23 +486,39 @@ def run_experiment(config: ExperimentConfig, path: str | os.PathLike,
             save(run)
         return data
     import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures import ProcessPoolExecutor
 
     context = multiprocessing.get_context("spawn")  # no fork of torch's thread pools
     todo.sort(key=lambda key: -_relative_cost(key.rsplit("/", 1)[0]))  # longest first
     with ProcessPoolExecutor(jobs, mp_context=context) as pool:
-        futures = [pool.submit(run_one, config, *_arm_seed(key), *args) for key in todo]
-        try:
-            for future in as_completed(futures):
-                run = future.result()
-                if run is None:  # Ctrl-C reached the workers: their runs saved checkpoints
-                    raise KeyboardInterrupt
-                save(run)
-        except KeyboardInterrupt:
-            for future in futures:
-                future.cancel()  # runs not started stay unstarted; running ones save and stop
-            raise
+        in_parallel(todo, jobs, lambda key: pool.submit(run_one, config, *_arm_seed(key), *args),
+                    save)
     return data
+
+
+def in_parallel(keys: list[str], jobs: int, start: Callable, save: Callable) -> None:
+    """Run ``keys`` with at most ``jobs`` at a time: ``start(key)`` returns a future, whose
+    result goes to ``save``. A run is started only when a worker is free, so none waits in a
+    pool's queue: after Ctrl-C (a result of None: the run saved its checkpoint and stopped, or
+    KeyboardInterrupt here) no further run starts, the runs that finished are saved, and
+    KeyboardInterrupt is raised."""
+    from concurrent.futures import FIRST_COMPLETED, wait
+
+    queue, running = list(keys), {}
+    while queue or running:
+        while queue and len(running) < jobs:
+            key = queue.pop(0)
+            running[start(key)] = key
+        done, _ = wait(running, return_when=FIRST_COMPLETED)
+        stopped = False
+        for future in [f for f in running if f in done]:  # in the order they started
+            del running[future]
+            run = future.result()
+            stopped |= run is None
+            if run is not None:
+                save(run)
+        if stopped:
+            raise KeyboardInterrupt
 
 
 def _arm_seed(key: str) -> tuple[str, int]:
@@ -778,5 +794,5 @@ __all__ = ["ARMS", "WGAN", "GAN", "HIGH_LR", "Arm", "ExperimentConfig", "QUICK",
            "DigitEvaluator", "levelled_off", "LEVEL_RULES", "run_one", "baselines",
            "run_experiment", "load_results", "summary_table", "table_lines", "TABLE_FIELDS",
            "run_folder", "grid_name", "classifier_for", "GENERATOR_LABELS", "seed_curves",
-           "RULES", "run_state", "tracking", "flatness", "verdicts", "curve_cells",
+           "RULES", "run_state", "tracking", "in_parallel", "flatness", "verdicts", "curve_cells",
            "curve_styles", "line_label", "load_grid", "LOSS_NAMES"]

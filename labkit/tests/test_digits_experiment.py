@@ -7,6 +7,7 @@ import json
 import math
 import os
 import signal
+from concurrent.futures import Future
 from pathlib import Path
 
 import numpy as np
@@ -142,6 +143,26 @@ def test_results_file_holds_every_run_and_a_rerun_keeps_them(cache, tmp_path):
     assert rows[2]["classes"][:2] == (base["real"]["classes"], pytest.approx(math.nan,
                                                                               nan_ok=True))
     assert dx.table_lines(saved)[2].startswith("GAN, DCGAN generator")
+
+
+def test_in_parallel_starts_no_run_after_a_stopped_one():
+    # Four runs on two workers; the second returns None (Ctrl-C: it saved and stopped). The
+    # third may already be running beside it, the fourth must never start.
+    started, saved = [], []
+    results = {"a": {"run": "a"}, "b": None, "c": {"run": "c"}, "d": {"run": "d"}}
+
+    def start(key):
+        started.append(key)
+        future = Future()
+        future.set_result(results[key])
+        return future
+
+    with pytest.raises(KeyboardInterrupt):
+        dx.in_parallel(["a", "b", "c", "d"], 2, start, saved.append)
+    assert started == ["a", "b"] and saved == [{"run": "a"}]
+    started.clear()
+    dx.in_parallel(["a", "c", "d"], 2, start, saved.append)
+    assert started == ["a", "c", "d"] and len(saved) == 4
 
 
 def test_load_results_refuses_other_files(tmp_path):
