@@ -219,7 +219,7 @@ def levelled_off(iterations, values, tolerance: float, relative: bool = True,
     0.05 for the share of confident digits). Returns (drift, levelled); (nan, False) with fewer
     than three evaluations in the window.
 
-    >>> levelled_off([0, 10, 20, 30], [5.0, 3.0, 3.0, 3.0], 0.1, window=0.5)
+    >>> levelled_off([0, 10, 20, 30, 40], [5.0, 4.0, 3.0, 3.0, 3.0], 0.1, window=0.5)
     (0.0, True)
     """
     t, v = np.asarray(iterations, dtype=float), np.asarray(values, dtype=float)
