@@ -219,8 +219,10 @@ def levelled_off(iterations, values, tolerance: float, relative: bool = True,
     0.05 for the share of confident digits). Returns (drift, levelled); (nan, False) with fewer
     than three evaluations in the window.
 
-    >>> levelled_off([0, 10, 20, 30, 40], [5.0, 4.0, 3.0, 3.0, 3.0], 0.1, window=0.5)
-    (0.0, True)
+    >>> drift, levelled = levelled_off([0, 10, 20, 30, 40], [5.0, 4.0, 3.0, 2.8, 2.6], 0.1,
+    ...                                window=0.5)
+    >>> round(drift, 4), levelled  # slope -0.02 over 20 iterations, -0.4 of the mean 2.8
+    (-0.1429, False)
     """
     t, v = np.asarray(iterations, dtype=float), np.asarray(values, dtype=float)
     last = t.max()
@@ -231,7 +233,7 @@ def levelled_off(iterations, values, tolerance: float, relative: bool = True,
     drift = slope * window * last
     if relative:
         drift /= max(np.abs(v[keep]).mean(), 1e-12)
-    drift = float(drift) + 0.0  # -0.0 -> 0.0
+    drift = float(drift)
     return drift, abs(drift) <= tolerance
 
 
