@@ -115,7 +115,7 @@ class ExperimentConfig:
     arms: tuple[str, ...] = tuple(ARMS)
     n_seeds: int = 3
     first_seed: int = 0
-    iters: int = 8_000
+    iters: int = 10_000
     image_size: int = 16
     width: int = 16
     hidden: int = 512
