@@ -969,8 +969,9 @@ def curve_table(cells: Mapping[str, Mapping[str, Mapping[str, tuple]]], rows: Ma
     ----------
     cells : mapping of column title -> {row key -> {line label -> (x, y) or (x, y, raw)}}
         A third array ``raw`` is drawn faint under ``y`` in the same colour (the unfiltered
-        estimate under its median, as the paper's Figures 3 and 4). A row missing from a
-        column leaves its panel empty.
+        estimate under its median, as the paper's Figures 3 and 4); the panel's y range is
+        then the filtered lines' (with a margin), so that the raw spikes do not squash them.
+        A row missing from a column leaves its panel empty.
     rows : mapping of row key -> y-axis label, in display order
     title : str
         Say which data and which device produced the curves.
@@ -986,11 +987,17 @@ def curve_table(cells: Mapping[str, Mapping[str, Mapping[str, tuple]]], rows: Ma
     for j, (column, panels) in enumerate(cells.items()):
         for i, (row, ylabel) in enumerate(rows.items()):
             ax = axes[i, j]
+            main = []
             for k, (label, line) in enumerate(panels.get(row, {}).items()):
                 style = {"color": f"C{k}", "lw": 1.2, **styles.get(label, {})}
                 if len(line) == 3:
                     ax.plot(line[0], line[2], color=style["color"], alpha=0.15, lw=0.5)
+                main += [v for v in line[1] if v is not None and np.isfinite(v)]
                 ax.plot(line[0], line[1], label=label, **style)
+            if main and any(len(line) == 3 for line in panels.get(row, {}).values()):
+                low, high = min(main), max(main)  # the raw values' spikes may leave the frame
+                pad = 0.1 * (high - low) or 0.1 * abs(high) or 1.0
+                ax.set_ylim(low - pad, high + pad)
             if row in log_rows:
                 ax.set_yscale("log")
                 ax.yaxis.set_major_locator(LogLocator(subs=(1, 2, 5)))

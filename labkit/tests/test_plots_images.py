@@ -77,3 +77,4 @@ def test_curve_table_draws_every_line_with_its_raw_values_faint():
     assert gan.get_linestyle() == "--" and gan.get_color() == "C1"
     assert axes[1, 0].get_yscale() == "log" and not axes[1, 1].lines  # no SWD on the right
     assert axes[0, 0].get_ylabel() == "estimate" and axes[1, 0].get_xlabel().startswith("gen")
+    assert axes[0, 0].get_ylim() == pytest.approx((0.8, 3.2))  # the filtered line's range + 10%
