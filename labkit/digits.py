@@ -108,7 +108,7 @@ def export(out: str | os.PathLike, progress: bool = False) -> Path:
 
     Parameters
     ----------
-    out : the folder to create (it must not exist, or hold this export)
+    out : the folder to create (it must not exist, be empty, or hold this export)
     progress : show a progress bar
 
     Returns
@@ -130,11 +130,11 @@ def export(out: str | os.PathLike, progress: bool = False) -> Path:
     rows = [(f"{k:04d}_{labels[i]}.png", int(labels[i]),
              "heldout" if k >= len(order) - HOLDOUT else "train", int(i))
             for k, i in enumerate(order)]
-    if out.exists():
+    if out.exists() and not (out.is_dir() and not any(out.iterdir())):
         if _is_export(out, rows):
             return out
         raise ValueError(f"out={str(out)!r} already exists and is not this export of the "
-                         "digits; choose a new folder")
+                         "digits; choose a new or empty folder")
     tmp = out.with_name(f".{out.name}.exporting")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)

@@ -95,6 +95,8 @@ def test_export_again_is_kept_and_other_folders_are_refused(export, tmp_path):
     with pytest.raises(ValueError, match="already exists and is not this export"):
         digits.export(tmp_path / "other")
     assert (tmp_path / "other" / "x.txt").read_text() == "mine"
+    (tmp_path / "empty").mkdir()
+    assert len(list(digits.export(tmp_path / "empty").glob("*.png"))) == 1797
 
 
 @pytest.fixture(scope="module")
