@@ -655,13 +655,14 @@ def seed_curves(data: dict, arm: str, field: str) -> dict[int, tuple[list, ...]]
 
 
 #: The stated rules of :func:`verdicts`, fixed before the full runs. A run's final digits are
-#: "recognisable" at ``learned`` or more confident digits (real held-out digits: 0.87), "no
-#: samples" below ``failed``; they have "collapsed" when the confident ones cover fewer than
-#: ``collapse_classes`` classes or their class histogram is ``collapse_kl`` nats or more from
-#: uniform (real digits: 10 classes, 0.01 nats). An estimate "tracks" sample quality when its
-#: Spearman correlation with the SWD over the evaluations from ``after`` on is ``tracks`` or
-#: more (both fall together); it is "flat" when its median-filtered curve from ``after`` on
-#: spans less than ``flat`` of its mean.
+#: "samples" at ``learned`` or more confident digits (real held-out digits: 0.87), "poor"
+#: between ``failed`` and ``learned``, "no samples" below ``failed``; they have "collapsed" when
+#: the confident ones cover fewer than ``collapse_classes`` classes or their class histogram is
+#: ``collapse_kl`` nats or more from uniform (real digits: 10 classes, 0.01 nats). Training
+#: "fails" (Figure 3, bottom: "samples are constant") with no samples or collapsed ones. An
+#: estimate "tracks" sample quality when its Spearman correlation with the SWD over the
+#: evaluations from ``after`` on is ``tracks`` or more (both fall together); it is "flat" when
+#: its median-filtered curve from ``after`` on spans less than ``flat`` of its mean.
 RULES = {"learned": 0.3, "failed": 0.1, "collapse_classes": 8, "collapse_kl": 0.5,
          "tracks": 0.5, "after": 500, "flat": 0.2}
 
@@ -751,10 +752,10 @@ def verdicts(data: dict) -> dict[str, dict[str, Any]]:
     if have(arm):
         runs = [r for r in data["runs"].values() if r["arm"] == arm]
         flat = mean_se([flatness(r) for r in runs])
-        failed = _share(_states(data, arm), "no samples")
+        failed = _share(_states(data, arm), "no samples", "collapsed")
         out["Figure 3, bottom"] = {
             "claim": "with an MLP critic and generator at a high learning rate training fails "
-                     "and the estimate stays constant",
+                     "(no digits, or the same ones for every z) and the estimate stays constant",
             "verdict": _verdict(failed == 1 and flat[0] < RULES["flat"], failed == 0),
             "lines": [_describe(data, arm),
                       f"span of the median estimate after iteration {RULES['after']}: "

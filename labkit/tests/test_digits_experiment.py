@@ -74,6 +74,58 @@ def test_levelled_off_by_hand():
     assert math.isnan(dx.levelled_off([0, 10], [1, 2], 0.1)[0])
 
 
+def fake_run(arm, seed, confident, classes, kl, swd=(200, 100, 50, 40), w=(4.0, 3.0, 2.0, 1.0)):
+    """A results-file run with evaluations at 0, 500, 1000, 1500 and the estimate there."""
+    its = [0, 500, 1000, 1500]
+    return {"arm": arm, "seed": seed, "diverged": None,
+            "final": {"confident": confident, "classes": classes, "class_kl": kl,
+                      "swd": swd[-1]},
+            "evals": {"iteration": its, "swd": list(swd)},
+            "w": {"iteration": its, "median101": list(w), "raw": list(w)}}
+
+
+def fake_results(runs):
+    return {"config": {"first_seed": 0}, "runs": {f"{r['arm']}/{r['seed']}": r for r in runs}}
+
+
+def test_run_states_by_the_stated_rules():
+    assert dx.run_state(fake_run("gan/mlp", 0, 0.9, 10, 0.01)) == "samples"
+    assert dx.run_state(fake_run("gan/mlp", 0, 0.2, 10, 0.01)) == "poor"
+    assert dx.run_state(fake_run("gan/mlp", 0, 0.05, 10, 0.01)) == "no samples"
+    assert dx.run_state(fake_run("gan/mlp", 0, 0.9, 7, 0.01)) == "collapsed"
+    assert dx.run_state(fake_run("gan/mlp", 0, 0.9, 10, 0.5)) == "collapsed"
+    assert dx.run_state(fake_run("gan/mlp", 0, None, 0, None)) == "no samples"
+    assert dx.run_state({**fake_run("gan/mlp", 0, 0.9, 10, 0.01), "diverged": "x"}) == \
+        "no samples"
+
+
+def test_verdicts_hold_fail_or_cannot_be_decided_by_the_rules():
+    falling, rising = (4.0, 3.0, 2.0, 1.0), (1.0, 2.0, 3.0, 4.0)
+    data = fake_results([
+        *(fake_run("wgan/dcgan", s, 0.5, 10, 0.1, w=falling) for s in (0, 1)),  # tracks: 1.0
+        fake_run("wgan/mlp", 0, 0.4, 10, 0.1, w=falling),
+        fake_run("wgan/mlp", 1, 0.4, 10, 0.1, w=rising),  # rho -1: the mean is 0 < 0.5
+        *(fake_run("gan/dcgan", s, 0.6, 10, 0.1, w=rising) for s in (0, 1)),
+        *(fake_run("gan/mlp", s, 0.8, 2, 1.6, w=rising) for s in (0, 1)),
+        *(fake_run("wgan/dcgan-nobn", s, 0.35, 10, 0.1) for s in (0, 1)),
+        fake_run("gan/dcgan-nobn", 0, 0.0, 0, None), fake_run("gan/dcgan-nobn", 1, 0.4, 10, 0.1),
+        *(fake_run("wgan-mlp-critic/mlp", s, 0.98, 1, 2.3, w=(9.0, 0.0, 0.0, 0.0))
+          for s in (0, 1))])
+    found = dx.verdicts(data)
+    assert found["Figure 3, top"]["verdict"] == "cannot be decided here"  # mlp: mean rho 0
+    assert found["Figure 4"]["verdict"] == "holds here"  # JS rises while the SWD falls
+    assert found["Figure 5"]["verdict"] == "holds here"
+    assert found["Figure 6 (the authors' code's generator)"]["verdict"] == \
+        "cannot be decided here"  # one GAN seed failed, the other learned
+    assert found["Figure 7"]["verdict"] == "holds here"  # 2 classes, KL 1.6: collapsed
+    assert found["Figure 3, bottom"]["verdict"] == "holds here"  # constant digits, flat at 0
+    assert "Figure 6 (the paper's generator)" not in found  # not run
+    assert "Spearman(estimate, SWD) 0.00 +- 1.00" in found["Figure 3, top"]["lines"][0]
+    failing = fake_results([fake_run(f"{loss}/mlp", 0, 0.5, 10, 0.1)
+                            for loss in ("wgan", "gan")])
+    assert dx.verdicts(failing)["Figure 7"]["verdict"] == "fails here"  # no collapse
+
+
 def _interrupt_at(iteration):
     def callback(event, trainer):
         if event == "eval" and trainer.iteration == iteration:
