@@ -13,7 +13,8 @@ warm-up off so that every timed iteration is alike):
   (c) labkit's fast path (``Trainer``, ``fast=True``: cache on the GPU, CUDA graphs) end to end
       from the prepared cache, fp32, and bf16 with channels_last.
 
-It also reports the FLOPs of one generator iteration (``FlopCounterMode``; PAPER.md: 541.5 GFLOP),
+It also reports the FLOPs of one generator iteration (``FlopCounterMode``; a first count,
+docs/paper_facts.md: 541.5 GFLOP),
 achieved TFLOP/s, peak GPU memory, the cache preparation rate (``labkit.images.prepare``), and
 the projected time of the paper's 25-epoch schedule on LSUN bedrooms. Results go to ``--out`` as
 JSON. ``--smoke`` runs everything tiny on the CPU (16 x 16; bf16 and graphs skipped)::
@@ -45,7 +46,7 @@ from labkit.datasets import iters_for_epochs
 from labkit.fast import FastStep
 from labkit.train import Trainer, build_models, critic_steps, image_config
 
-#: PAPER.md, "Speed of the authors' recipe": FLOPs of one generator iteration, authors' config.
+#: The first count of one generator iteration's FLOPs, authors' config (docs/paper_facts.md).
 PAPER_GFLOP = 541.5
 #: LSUN bedrooms, and the paper's schedule.
 LSUN_BEDROOMS, EPOCHS = 3_033_042, 25
@@ -238,7 +239,7 @@ def main(argv: list[str] | None = None) -> dict:
 
         flops = flops_per_iteration(config(fast=False))
         print(f"FLOPs per generator iteration: {flops / 1e9:.1f} GFLOP"
-              + ("" if args.smoke else f" (PAPER.md: {PAPER_GFLOP} GFLOP)"), flush=True)
+              + ("" if args.smoke else f" (first count: {PAPER_GFLOP} GFLOP)"), flush=True)
 
         results = {}
 

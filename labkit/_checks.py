@@ -13,7 +13,9 @@ import math
 import numbers
 import os
 import re
+import resource
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -65,6 +67,19 @@ def finite_real(name: str, value: Any, *, above: float | None = None,
     if number is None or not math.isfinite(number) or (above is not None and number <= above) or (
             at_least is not None and number < at_least):
         raise BadValue(name, value, allowed)
+    return number
+
+
+def real(name: str, value: Any) -> float:
+    """Return ``value`` as a float if it is a real number; unlike :func:`finite_real`, ``inf``
+    and ``nan`` pass (a readout may show an infinite KL). Bools and strings are refused.
+
+    >>> real("KL", float("inf"))
+    inf
+    """
+    number = _scalar(value)
+    if number is None:
+        raise BadValue(name, value, "a real number")
     return number
 
 
@@ -124,6 +139,26 @@ def image_size(name: str, value: Any) -> int:
     return int(value)
 
 
+def path(name: str, value: Any) -> str:
+    """Return ``value`` as a string if it is a non-empty path (``str`` or ``os.PathLike``); an
+    empty one would silently mean the current folder.
+
+    >>> path("out", "")
+    Traceback (most recent call last):
+    ...
+    labkit._checks.BadValue: out must be a non-empty path (str or os.PathLike), got ''
+    """
+    text = os.fspath(value) if isinstance(value, str | os.PathLike) else None
+    if not isinstance(text, str) or not text.strip():
+        raise BadValue(name, value, "a non-empty path (str or os.PathLike)")
+    return text
+
+
+class NotFound(BadValue, FileNotFoundError):
+    """A path that must exist and does not: a :class:`BadValue` naming the parameter that is
+    also a ``FileNotFoundError``."""
+
+
 def boolean(name: str, value: Any) -> bool:
     """Return ``value`` if it is a bool (Python or numpy); a string such as ``"no"`` is refused.
 
@@ -176,6 +211,74 @@ def device(name: str, value: Any) -> str:
         raise BadValue(name, value, "a device that exists", f"; {seen}, so use 'cpu'"
                        + ("" if count == 0 else " or one of those"))
     return value
+
+
+def float_dtype(name: str, value: Any):
+    """Return ``value`` if it is a floating torch dtype (``torch.float32``, ``torch.float64``, ...).
+
+    >>> float_dtype("dtype", "float32")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    labkit._checks.BadValue: dtype must be a floating torch dtype (...), got 'float32'
+    """
+    torch = _torch()
+    if not isinstance(value, torch.dtype) or not value.is_floating_point:
+        raise BadValue(name, value, "a floating torch dtype (torch.float32, torch.float64, ...)")
+    return value
+
+
+def generator(name: str, value: Any):
+    """Return ``value`` if it is a ``torch.Generator`` or None (a seed is not a generator)."""
+    torch = _torch()
+    if value is not None and not isinstance(value, torch.Generator):
+        raise BadValue(name, value, "a torch.Generator or None",
+                       " (for a seed s, pass torch.Generator().manual_seed(s))")
+    return value
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity mask where the system has one)."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return cpus or 1
+
+
+#: Largest seed ``torch.Generator.manual_seed`` takes (an unsigned 64-bit integer).
+MAX_TORCH_SEED = 2**64 - 1
+
+
+def memory_limit() -> int:
+    """Bytes of memory this process may use at most: the machine's physical memory, or less
+    where a limit applies (``RLIMIT_AS``; a cgroup's ``memory.max`` in a container)."""
+    limits = [os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")]
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    if soft != resource.RLIM_INFINITY:
+        limits.append(soft)
+    try:
+        cgroup = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+    except OSError:
+        cgroup = ""
+    if cgroup.isdigit():
+        limits.append(int(cgroup))
+    return min(limits)
+
+
+def fits_in_memory(name: str, value: Any, need: float, what: str) -> None:
+    """Refuse ``value`` of parameter ``name`` (a :class:`BadValue`) if what it asks for, ``what``,
+    needs ``need`` bytes or more than :func:`memory_limit`: a cheap guard, checked before
+    anything is allocated, so that a typo costs one line instead of the machine's memory.
+    ``need`` is a lower estimate (what the result alone takes), so that nothing that fits is
+    refused.
+
+    >>> fits_in_memory("n", 10**15, 8e15, "10**15 float64 samples")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    labkit._checks.BadValue: n must be small enough to fit in memory, got 1000000000000000: ...
+    """
+    limit = memory_limit()
+    if need > limit:
+        raise BadValue(name, value, "small enough to fit in memory",
+                       f": {what} would take at least {need / 2**30:.3g} GiB, more than the "
+                       f"{limit / 2**30:.3g} GiB this process may use")
 
 
 def float_array(name: str, value: Any) -> np.ndarray:

@@ -9,6 +9,7 @@ file that does not load that way is reported as damaged, never loaded another wa
 
 from __future__ import annotations
 
+import io
 import os
 import random
 from pathlib import Path
@@ -25,6 +26,10 @@ FORMAT = 1
 def save_atomic(state: dict[str, Any], path: str | os.PathLike) -> Path:
     """Write ``state`` to ``path`` atomically (temporary file, fsync, ``os.replace``).
 
+    The checkpoint is serialised in memory first and then written as plain bytes: ``torch.save``
+    writing to a full disk raises an opaque ``RuntimeError`` ("unexpected pos ..."), a plain
+    write the ``OSError`` (``ENOSPC``) it is, which the command line reports in one line.
+
     Parameters
     ----------
     state : dict
@@ -40,7 +45,9 @@ def save_atomic(state: dict[str, Any], path: str | os.PathLike) -> Path:
     """
     path = Path(path)
     with atomic_path(path) as tmp:
-        torch.save({"format": FORMAT, **state}, tmp)
+        buffer = io.BytesIO()
+        torch.save({"format": FORMAT, **state}, buffer)
+        tmp.write_bytes(buffer.getbuffer())
     return path
 
 

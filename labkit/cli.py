@@ -1,4 +1,5 @@
-"""Command line of the lab: ``python -m labkit info``, ``toy ...`` and ``lsun ...``.
+"""Command line of the lab: ``python -m labkit info``, ``toy ...``, ``lsun ...``, ``study`` and
+``notebook ...``.
 
 ``toy`` trains a generator on a 2-D toy target by Algorithm 1 and writes into ``--out``:
 ``config.json``, ``history.csv``, ``metrics.json``, ``samples.png`` and ``checkpoint.pt``, every
@@ -12,14 +13,21 @@ the same loop, data-parallel under ``torchrun``, and writes ``config.json``, ``h
 ``metrics.json``, ``w_estimate.png``, ``samples/*.png`` and ``checkpoint.pt``.
 ``digits export`` writes scikit-learn's real handwritten digits as a folder of PNGs for
 ``lsun prepare``; ``digits experiment`` runs notebook 04's experiment on them (Figures 3 to 7).
+``study`` runs (or continues) the mode-collapse study of notebook 03 into one results file
+(:mod:`labkit.study`); Ctrl-C prints what is kept and the command that continues (exit 130).
+``notebook run|static|check`` executes notebooks and commits them with static views of their
+widgets (:mod:`labkit.publish`); a cell that raises is exit status 1, the notebook unchanged.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import errno
 import json
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -168,9 +176,10 @@ def _cmd_toy(args: argparse.Namespace) -> int:
     from labkit.train import TrainConfig, Trainer
 
     out = rundir.check(args.out, "--out")
+    _check_owner(out, "toy")
     if args.resume:
-        saved, iteration = _saved_run(out)
-        config = _check_continues(_config_from_args(args, saved), iteration, out)
+        saved, iteration = _saved_run(out, "toy")
+        config = _check_continues(_config_from_args(args, saved), saved, iteration, out)
         trainer = Trainer.resume(out / "checkpoint.pt", config, progress=not args.quiet)
     else:
         config = _config_from_args(args, dataclasses.asdict(TrainConfig()))
@@ -179,8 +188,44 @@ def _cmd_toy(args: argparse.Namespace) -> int:
         return _guarded(trainer, out, "toy", lambda: _train(trainer, run, out))
 
 
-def _saved_run(out: Path) -> tuple[dict[str, Any], int]:
-    """The config and iteration of the run whose checkpoint is in ``out`` (for ``--resume``)."""
+def _command_of(config: dict[str, Any]) -> str:
+    """The command that trains a run of this (saved) config: ``lsun train`` for images."""
+    return "lsun train" if config.get("target") == "images" else "toy"
+
+
+def _check_owner(out: Path, command: str) -> None:
+    """Refuse, before anything is touched, an ``out`` holding a run that another command made
+    (its ``config.json`` says which), naming that command and how to continue the run."""
+    try:
+        config = json.loads((out / "config.json").read_text())
+    except (OSError, ValueError):
+        return  # no run there, or not one whose maker can be told: claim() decides
+    if isinstance(config, dict) and (owner := _command_of(config)) != command:
+        raise ValueError(f"--out {str(out)!r} holds a run of `python -m labkit {owner}` (target "
+                         f"{config.get('target')!r}), not of `{command}`; continue it with: "
+                         f"{_continue_command(owner, out, config)}, or choose another --out")
+
+
+def _resume_line(command: str, out: Path, iters: int | None = None) -> str:
+    """``python -m labkit COMMAND --out OUT --resume``, with ``--iters`` if given."""
+    return (f"python -m labkit {command} --out {out} --resume"
+            + (f" --iters {iters}" if iters is not None else ""))
+
+
+def _continue_command(command: str, out: Path, config: dict[str, Any]) -> str:
+    """The command that continues the run in ``out``: ``--resume`` if it is unfinished, else
+    ``--resume --iters`` twice its length (any number above it would do)."""
+    from labkit import rundir
+
+    iters = config.get("iters")
+    if (out / rundir.MARKER).exists() or not isinstance(iters, int):
+        return _resume_line(command, out)
+    return _resume_line(command, out, 2 * max(iters, 1))
+
+
+def _saved_run(out: Path, command: str) -> tuple[dict[str, Any], int]:
+    """The config and iteration of the run whose checkpoint is in ``out`` (for ``--resume``);
+    a run that another command made is refused, naming that command."""
     from labkit import checkpoint
 
     ckpt = out / "checkpoint.pt"
@@ -188,18 +233,41 @@ def _saved_run(out: Path) -> tuple[dict[str, Any], int]:
         raise ValueError(f"--resume: {str(out)!r} holds no checkpoint.pt to continue; "
                          "leave out --resume to start a run there")
     saved = checkpoint.load(ckpt)
-    if not {"config", "iteration"} <= saved.keys():
+    if not {"config", "iteration"} <= saved.keys() or not isinstance(saved["config"], dict):
         raise checkpoint.CheckpointError(f"checkpoint {str(ckpt)!r} is not a labkit run's "
                                          "checkpoint (no config or iteration)")
+    if (owner := _command_of(saved["config"])) != command:
+        raise ValueError(f"--resume: {str(out)!r} holds a run of `python -m labkit {owner}`, "
+                         f"not of `{command}`; continue it with: "
+                         f"{_continue_command(owner, out, saved['config'])}")
     return saved["config"], saved["iteration"]
 
 
-def _check_continues(config, iteration: int, out: Path):
-    """``config`` if its ``iters`` go beyond the saved ``iteration``; else a one-line error."""
-    if config.iters <= iteration:
-        raise ValueError(f"--iters {config.iters} is not beyond the run in {str(out)!r}, "
-                         f"which is at iteration {iteration}; pass --iters above "
-                         f"{iteration} to continue it")
+def _check_continues(config, saved: dict[str, Any], iteration: int, out: Path,
+                     epochs: float | None = None):
+    """``config`` if it keeps the ``saved`` run's settings (but for
+    :data:`~labkit.train.RESUMABLE_FIELDS`) and its ``iters`` go beyond the saved ``iteration``,
+    or reach it in a run that did not finish writing its outputs (Ctrl-C in its last evaluation:
+    ``--resume`` then completes them); else a one-line error naming the options.
+    ``epochs``: the ``--epochs`` that set ``iters``."""
+    from labkit import rundir
+    from labkit.checkpoint import config_differences
+    from labkit.train import RESUMABLE_FIELDS
+
+    changed = [d.split(": ", 1) for d in
+               config_differences(saved, config.to_dict(), RESUMABLE_FIELDS)]
+    if changed:
+        shown = "; ".join(f"{_flag(name)} {values}" for name, values in changed)
+        may = ", ".join(_flag(f) for f in RESUMABLE_FIELDS if f != "checkpoint")
+        raise ValueError(f"--resume keeps the run's settings, but these differ: {shown}; only "
+                         f"{may} may change (start a new run, another --out, to change others)")
+
+    unfinished = (out / rundir.MARKER).exists()
+    if config.iters < iteration or (config.iters == iteration and not unfinished):
+        given = (f"--epochs {epochs:g} (--iters {config.iters})" if epochs is not None
+                 else f"--iters {config.iters}")
+        raise ValueError(f"{given} is not beyond the run in {str(out)!r}, which is at "
+                         f"iteration {iteration}; pass --iters above {iteration} to continue it")
     return config
 
 
@@ -212,9 +280,24 @@ def _guarded(trainer, out: Path, command: str, body) -> int:
         print(_interrupted(trainer, out, command), file=sys.stderr)
         return EXIT_INTERRUPTED
     except OSError as err:
-        print(f"error: could not write in {str(out)!r}: {err.strerror or err}; make room; "
-              f"{_kept(trainer, out, command)}", file=sys.stderr)
+        print(f"error: could not write in {str(out)!r}: {err.strerror or err}; "
+              f"{'make room; ' if _disk_full(err) else ''}{_kept(trainer, out, command)}",
+              file=sys.stderr)
         return EXIT_WRITE_FAILED
+
+
+def _disk_full(err: OSError) -> bool:
+    """Whether ``err`` says the disk (or the user's quota) is full."""
+    return err.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+def _os_error(err: OSError, out: Path) -> str:
+    """The start of the line a data command prints for an ``OSError``, up to what was kept: a
+    full disk is a write that failed in ``--out``; anything else (an unreadable source file)
+    is said as it is."""
+    if _disk_full(err):
+        return f"could not write in --out {str(out)!r}: {err.strerror}; make room, then: "
+    return f"{err.strerror or err}" + (f": {err.filename!r}; " if err.filename else "; ")
 
 
 def _diverged(err) -> str:
@@ -257,7 +340,21 @@ def _kept(trainer, out: Path, command: str) -> str:
     if trainer.saved_iteration is None:
         return "no checkpoint was saved yet, so start again with the same command"
     return (f"checkpoint of iteration {trainer.saved_iteration} in {trainer.config.checkpoint}; "
-            f"continue with: python -m labkit {command} --out {out} --resume")
+            f"continue with: {_resume_command(trainer, out, command)}")
+
+
+def _resume_command(trainer, out: Path, command: str) -> str:
+    """The command that continues a stopped run to the iterations it was asked for: ``--resume``
+    takes the settings of the checkpoint on disk, so ``--iters`` is added when that checkpoint
+    was written before a resume asked for more."""
+    from labkit import checkpoint
+
+    try:
+        saved = checkpoint.load(trainer.config.checkpoint)["config"]["iters"]
+    except (OSError, ValueError, KeyError, TypeError):
+        saved = trainer.config.iters
+    return _resume_line(command, out, None if saved >= trainer.config.iters
+                        else trainer.config.iters)
 
 
 def _interrupted(trainer, out: Path, command: str) -> str:
@@ -311,22 +408,33 @@ IMAGE_OUTPUTS = ("config.json", "history.csv", "metrics.json", "w_estimate.png",
                  "checkpoint.pt")
 
 
+#: Passes over the training images of an ``lsun train`` run without --epochs or --iters.
+DEFAULT_EPOCHS = 25.0
+
+
 def _cmd_lsun_train(args: argparse.Namespace) -> int:
-    from labkit import distributed, rundir
-    from labkit.train import TrainConfig, image_config
+    from labkit import _checks, distributed, rundir
+    from labkit.train import TrainConfig, epoch_iters, image_config
+
+    if args.epochs is not None and args.iters is not None:
+        raise ValueError("give either --epochs or --iters, not both (--epochs sets --iters)")
 
     out = rundir.check(args.out, "--out")
+    _check_owner(out, "lsun train")
     given = {**_given_options(args), "checkpoint": str(out / "checkpoint.pt")}
     if args.data is not None:
-        given["data"] = args.data
+        given["data"] = _checks.path("data", args.data)
     if args.resume:
-        saved, iteration = _saved_run(out)
-        config = _check_continues(TrainConfig.from_dict({**saved, **given}), iteration, out)
+        saved, iteration = _saved_run(out, "lsun train")
+        if args.epochs is not None:  # counted over the whole run, from iteration 0
+            given["iters"] = epoch_iters({**saved, **given}, args.epochs)
+        config = _check_continues(TrainConfig.from_dict({**saved, **given}), saved, iteration,
+                                  out, args.epochs)
     elif args.data is None:
         raise ValueError("--data is required: the folder of an image cache made by "
                          "`python -m labkit lsun prepare`")
     else:
-        config = image_config(given.pop("data"), epochs=args.epochs, **given)
+        config = image_config(given.pop("data"), epochs=args.epochs or DEFAULT_EPOCHS, **given)
     rank, _ = distributed.init_from_env(config.device)
     try:
         return _train_images(args, config, rank, out)
@@ -392,11 +500,12 @@ def _add_lsun_train(lsun: argparse._SubParsersAction) -> None:
     p.add_argument("--data", help="folder of the image cache (required for a new run)")
     p.add_argument("--out", required=True, help="folder for config, history, metrics, the W "
                                                 "plot, sample grids and the checkpoint")
-    p.add_argument("--epochs", type=float, default=25.0,
-                   help="passes over the training images, converted to --iters (default 25; "
-                        "one epoch = N / (batch_size * n_critic) generator iterations)")
+    p.add_argument("--epochs", type=_positive_real, default=None,
+                   help="passes over the training images, converted to --iters (default "
+                        f"{DEFAULT_EPOCHS:g}; one epoch = N / (batch_size * n_critic) generator "
+                        "iterations; with --resume, counted from the run's start)")
     p.add_argument("--resume", action="store_true",
-                   help="continue the run in --out up to --iters in total")
+                   help="continue the run in --out up to --iters (or --epochs) in total")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_config_options(p, skip={"checkpoint", "n_seeds", "target", "data"},
                         defaults=IMAGE_DEFAULTS)
@@ -405,32 +514,57 @@ def _add_lsun_train(lsun: argparse._SubParsersAction) -> None:
 
 # ------------------------------------------------------------------------------------ lsun
 def _cmd_lsun_download(args: argparse.Namespace) -> int:
-    from labkit import lsun, rundir
+    from labkit import _checks, lsun, rundir
 
-    rundir.check(args.out, "--out")
+    out = rundir.check(args.out, "--out")
+    lsun.check_url(args.url)
+    part = out / f"{args.category}_{args.set}_lmdb.zip.part"
     try:
-        path = lsun.download(args.category, args.out, url=args.url, set_name=args.set,
-                             progress=not args.quiet)
+        with rundir.locked(out, "--out"):
+            path = lsun.download(args.category, out, url=args.url, set_name=args.set,
+                                 progress=not args.quiet)
     except lsun.DownloadError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
-    print(f"LMDB ready: {path}; next: python -m labkit lsun prepare --src {path} "
-          "--out CACHE --size 64 --workers N")
+    except KeyboardInterrupt:
+        print(f"interrupted; {_part_kept(part)}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except OSError as err:
+        print(f"error: {_os_error(err, out)}{_part_kept(part)}", file=sys.stderr)
+        return EXIT_WRITE_FAILED
+    cache = path.with_name(path.name.removesuffix("_lmdb") + "64")
+    print(f"LMDB ready: {path}; next: python -m labkit lsun prepare --src {path} --out {cache} "
+          f"--size 64 --workers {_checks.usable_cpus()}")
     return 0
+
+
+def _part_kept(part: Path) -> str:
+    """What a stopped download leaves, and how to go on."""
+    if part.is_file() and part.stat().st_size:
+        return (f"the {part.stat().st_size} bytes received are kept in {part}; run the same "
+                "command again to resume the download")
+    if part.with_suffix("").is_file():
+        return (f"the whole archive is kept in {part.with_suffix('')}; run the same command "
+                "again to unpack it")
+    return "nothing was received; run the same command again to start the download"
 
 
 def _cmd_lsun_prepare(args: argparse.Namespace) -> int:
     from labkit import images, rundir
 
-    rundir.check(args.out, "--out")
+    out = rundir.check(args.out, "--out")
     started = time.perf_counter()
     try:
-        cache = images.prepare(args.src, args.out, size=args.size, workers=args.workers,
+        cache = images.prepare(args.src, out, size=args.size, workers=args.workers,
                                limit=args.limit, progress=not args.quiet)
     except KeyboardInterrupt:
-        print(f"interrupted; finished chunks are kept in {args.out}; run the same command "
-              "again to continue", file=sys.stderr)
+        print(f"interrupted; {_prepare_kept(out)}", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except OSError as err:
+        if isinstance(err, FileNotFoundError):  # a --src that is not there: one line in main()
+            raise
+        print(f"error: {_os_error(err, out)}{_prepare_kept(out)}", file=sys.stderr)
+        return EXIT_WRITE_FAILED
     seconds = time.perf_counter() - started
     skipped = cache.manifest["skipped"]
     print(f"cache {cache.path}: {cache.count} images of 3 x {cache.size} x {cache.size} "
@@ -439,6 +573,33 @@ def _cmd_lsun_prepare(args: argparse.Namespace) -> int:
     for key, reason in skipped:
         print(f"  skipped {key}: {reason}")
     return 0
+
+
+def _prepare_kept(out: Path) -> str:
+    """What a stopped ``lsun prepare`` leaves in ``out``, and how to go on."""
+    from labkit import images
+
+    try:
+        state = json.loads((out / images.STATE_FILE).read_text())
+        done, total = state["records_done"], state["total"]
+    except (OSError, ValueError, KeyError, TypeError):
+        done = total = 0
+    if done:
+        return (f"{done} of {total} records are done and kept in {out}; run the same command "
+                "again to continue")
+    return "no chunk was finished, so nothing was kept; run the same command again to start"
+
+
+def _positive_real(text: str) -> float:
+    """An option's value as a finite number > 0 (``--epochs``)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not allowed; it must be a finite number "
+                                         "> 0")
+    return value
 
 
 def _image_size(text: str) -> int:
@@ -511,19 +672,39 @@ def _add_lsun_commands(sub) -> argparse._SubParsersAction:
 
 
 # ------------------------------------------------------------------------------------- study
+#: Default results files of ``study`` and ``study --diagnostics``.
+STUDY_OUT = "data/mode_collapse_study.json"
+DIAGNOSTICS_OUT = "data/mode_collapse_diagnostics.json"
+
+
 def _cmd_study(args: argparse.Namespace) -> int:
+    """Run (or continue) the study; Ctrl-C stops it, saying what is kept and how to go on."""
     import labkit
     from labkit import rundir, study
+    from labkit._checks import BadValue
 
-    rundir.check_file(args.out, "--out")
     quick = args.quick or labkit.quick_mode()
-    config = study.StudyConfig(**_fields_given(args, study.StudyConfig,
-                                               study.QUICK if quick else {}))
+    base = dict(study.DIAGNOSTICS) if args.diagnostics else {}
+    if quick:
+        base.update(study.QUICK_DIAGNOSTICS if args.diagnostics else study.QUICK)
+    try:
+        config = study.StudyConfig(**_fields_given(args, study.StudyConfig, base))
+    except BadValue as err:  # name the option, not the field
+        raise ValueError(err.render("--" + err.name.replace("_", "-"))) from None
+    out = rundir.check_file(args.out or (DIAGNOSTICS_OUT if args.diagnostics else STUDY_OUT),
+                            "--out")
+    work = rundir.check(args.work or study.default_work(out), "--work")
+    again = study.command_line(args.argv + (["--quick"] if quick and not args.quick else []))
     started = time.perf_counter()
-    data = study.run_study(config, args.out, progress=not args.quiet and args.jobs == 1,
-                           jobs=args.jobs)
+    try:
+        data = study.run_study(config, out, progress=not args.quiet and args.jobs == 1,
+                               jobs=args.jobs, work=work)
+    except KeyboardInterrupt:
+        print(f"interrupted: {study.progress_report(config, out, work)}; continue with: "
+              f"{again}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     seconds = time.perf_counter() - started
-    print(f"wrote {args.out} ({len(data['runs'])} runs; this call {seconds:.0f} s, "
+    print(f"wrote {out} ({len(data['runs'])} runs; this call {seconds:.0f} s, "
           f"training and evaluation in all calls {data['wall_seconds']:.0f} s)")
     return 0
 
@@ -534,17 +715,24 @@ def _add_study_parser(sub) -> None:
     p = sub.add_parser("study", help="the mode-collapse study of notebook 03 (all methods, "
                                      "ring and grid, seeds as ensembles)",
                        description="Train every method on each target with one ensemble of "
-                                   "seeds per (method, target) and write the results JSON. "
-                                   "Rerunning with the same --out resumes: finished runs are "
-                                   "kept.")
-    p.add_argument("--out", default="data/mode_collapse_study.json",
-                   help="results file (default data/mode_collapse_study.json)")
+                                   "seeds per (method, target), score it beside the baselines "
+                                   "and write the results JSON. Rerunning the same command "
+                                   "resumes: finished runs are kept, a run in progress "
+                                   "continues from its last checkpoint in --work.")
+    p.add_argument("--out", default=None,
+                   help=f"results file (default {STUDY_OUT}, with --diagnostics "
+                        f"{DIAGNOSTICS_OUT})")
+    p.add_argument("--work", default=None,
+                   help="folder of the runs' checkpoints (default runs/<name of --out>)")
+    p.add_argument("--diagnostics", action="store_true",
+                   help="the diagnostics behind notebook 03's conclusions instead: clipping "
+                        "with n_critic 1, 5, 25, Adam, and high learning rates, on the ring")
     p.add_argument("--quick", action="store_true",
                    help="smoke-run sizes (also set by LABKIT_QUICK=1)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.add_argument("--jobs", type=int, default=1,
-                   help="runs trained at once, one process each (default 1; on two cores: "
-                        "--jobs 2 --threads 1)")
+    p.add_argument("--jobs", type=_at_least_one, default=min(2, os.cpu_count() or 1),
+                   help="runs trained at once, one process each (default: 2, or 1 on one "
+                        "core; each uses --threads threads)")
     _add_fields_as_options(p, study.StudyConfig)
     p.set_defaults(func=_cmd_study)
 
@@ -657,6 +845,63 @@ def _add_digits_parser(sub) -> None:
     p_exp.set_defaults(func=_cmd_digits_experiment)
 
 
+# ------------------------------------------------------------------------------------- notebook
+def _cmd_notebook(args: argparse.Namespace) -> int:
+    """``run`` (execute, then static views), ``static`` (static views only) or ``check``."""
+    from tqdm.auto import tqdm
+
+    from labkit import publish
+
+    for path in args.paths:
+        if not Path(path).is_file() or Path(path).suffix != ".ipynb":
+            raise ValueError(f"notebook {path!r} is not an .ipynb file")
+    found = []
+    for path in map(Path, args.paths):
+        if args.action == "check":
+            found += publish.problems(path)
+            continue
+        bar = tqdm(desc=path.name, unit="cell", disable=args.action != "run")
+        with contextlib.closing(bar):
+            def step(done: int, total: int, bar=bar) -> None:
+                bar.total = total
+                bar.update(done - bar.n)
+
+            try:
+                problems = publish.publish(path, run=args.action == "run", quick=args.quick,
+                                           timeout=args.timeout, on_cell=step)
+            except publish.CellFailed as err:
+                print(f"error: {err}; the notebook was left unchanged", file=sys.stderr)
+                return 1
+            except KeyboardInterrupt:
+                print(f"interrupted; {path} was left unchanged", file=sys.stderr)
+                return EXIT_INTERRUPTED
+        found += problems
+        print(f"wrote {path}" + (" (quick mode)" if args.quick else ""))
+    for line in found:
+        print(line)
+    if args.action == "check":
+        print(f"{len(args.paths)} notebooks checked, {len(found)} problems")
+    return 1 if found else 0
+
+
+def _add_notebook_parser(sub) -> None:
+    p = sub.add_parser("notebook", help="execute and commit notebooks with static views of "
+                                        "their widgets (labkit.publish)",
+                       description="run: execute each notebook top to bottom in a fresh kernel "
+                                   "(full mode unless --quick) in its own folder, then write it "
+                                   "back with static views of its widgets, in the form "
+                                   "JupyterLab saves; static: only rewrite the static views; "
+                                   "check: list what would not read well in a fresh clone "
+                                   "(exit status 1 if anything).")
+    p.add_argument("action", choices=("run", "static", "check"))
+    p.add_argument("paths", nargs="+", metavar="NOTEBOOK", help=".ipynb files")
+    p.add_argument("--quick", action="store_true", help="run with LABKIT_QUICK=1 (for trials; "
+                                                        "commit full runs)")
+    p.add_argument("--timeout", type=_at_least_one, default=None,
+                   help="seconds one cell may take (default: no limit)")
+    p.set_defaults(func=_cmd_notebook)
+
+
 # ------------------------------------------------------------------------------------- main
 class _Parser(argparse.ArgumentParser):
     """argparse that reports errors as one line and exit status 2."""
@@ -688,6 +933,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_lsun_train(_add_lsun_commands(sub))
     _add_study_parser(sub)
     _add_digits_parser(sub)
+    _add_notebook_parser(sub)
     parser.set_defaults(commands=", ".join(sub.choices))
     return parser
 
@@ -695,10 +941,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the exit status (errors are one line on stderr)."""
     from labkit._checks import BadValue
+    from labkit.rundir import RunDirError
     from labkit.train import TrainConfig
 
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     if args.command is None:
         parser.error(f"choose a command: {args.commands} "
                      "(python -m labkit COMMAND -h for its options)")
@@ -706,10 +954,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("give either --seed or --seeds, not both")
     try:
         return args.func(args)
-    except BadValue as err:
+    except (BadValue, RunDirError) as err:  # named as this command's option where it has one
         fields = {f.name for f in dataclasses.fields(TrainConfig)}
-        print(f"error: {err.render(_flag(err.name)) if err.name in fields else err}",
-              file=sys.stderr)
+        ours = err.name in fields or hasattr(args, err.name)
+        print(f"error: {err.render(_flag(err.name)) if ours else err}", file=sys.stderr)
     except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
     except OSError as err:  # e.g. a full disk while the run folder was being set up

@@ -64,8 +64,16 @@ class ToyEvaluator:
 
     @torch.no_grad()
     def evaluate(self, generator: nn.Module, critic: nn.Module) -> list[dict[str, Any]]:
+        """One dict per seed. The critic runs in eval mode, so that evaluating never advances
+        spectral norm's power iteration (the toy critics have no BatchNorm or dropout, so
+        nothing else changes): a run is then the same whatever its evaluation schedule."""
         fake = generator(self.z)
-        estimate = _critic_estimate(self.loss, critic, self.real, fake).reshape(-1)
+        was_training = critic.training
+        critic.eval()
+        try:
+            estimate = _critic_estimate(self.loss, critic, self.real, fake).reshape(-1)
+        finally:
+            critic.train(was_training)
         rows = []
         for fake_s, real_s, est in zip(self._per_seed(fake), self._per_seed(self.real), estimate,
                                        strict=True):

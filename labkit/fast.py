@@ -1,5 +1,5 @@
 """The fast path of image training: the same Algorithm 1 as :class:`labkit.train.Trainer`, without
-the overheads that starve a GPU (PAPER.md, "Speed of the authors' recipe").
+the overheads that starve a GPU (``docs/paper_facts.md``, "Measured for this project").
 
 :class:`FastStep` replaces one thing, the Trainer's generator iteration (``Trainer.train_step``
 delegates to it); warm-up schedule, clipping timing, evaluation, checkpoints, exact resume and

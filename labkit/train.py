@@ -28,6 +28,7 @@ import dataclasses
 import json
 import math
 import signal
+import statistics
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -66,6 +67,9 @@ IMAGE_FIELDS = ("data", "image_size", "generator", "ngf", "ndf", "critic_batchno
 
 #: Most seeds one ensemble run may train together.
 MAX_SEEDS = 256
+#: Most torch threads a run may ask for, per CPU it may use (beyond a few thousand threads,
+#: torch's thread pool crashes the process).
+MAX_THREADS_PER_CPU = 4
 
 #: Fields a resumed run may change: how far to go, where/how often to save, how many threads,
 #: the memory budget of the exact solver.
@@ -162,8 +166,10 @@ class TrainConfig:
         for name in ("batch_size", "n_critic", "nz", "hidden", "depth", "eval_every",
                      "eval_samples", "checkpoint_every", "ndf"):
             setattr(self, name, _checks.integer(name, getattr(self, name), minimum=1))
-        for name in ("iters", "seed", "threads"):  # threads 0: chosen by model size
+        for name in ("iters", "seed"):
             setattr(self, name, _checks.integer(name, getattr(self, name), minimum=0))
+        self.threads = _checks.integer("threads", self.threads, 0,  # 0: chosen by model size
+                                       MAX_THREADS_PER_CPU * _checks.usable_cpus())
         self.n_seeds = _checks.integer("n_seeds", self.n_seeds, minimum=1)
         if self.n_seeds > MAX_SEEDS:
             raise _checks.BadValue(
@@ -184,18 +190,40 @@ class TrainConfig:
         check_fast_config(self)
         if self.target == "images":
             self._validate_images()
-            return
+        else:
+            self._validate_toys()
+        self._check_memory()
+
+    def _validate_toys(self) -> None:
+        """The fields only toy runs read: the MLP generator, and the exact W1 solver's budget."""
         if self.generator != "mlp":
             raise _checks.BadValue("generator", self.generator,
                                    "'mlp' for toy targets (the others need target='images')")
-        need = ot.exact_solver_bytes(self.eval_samples, self.eval_samples) / 2**30
-        if need > self.eval_max_gib:
+        need = ot.exact_solver_bytes(self.eval_samples, self.eval_samples)
+        if need > self.eval_max_gib * 2**30:
             raise _checks.BadValue(
                 "eval_samples", self.eval_samples, "small enough for the exact W1 solver",
-                f": {self.eval_samples} x {self.eval_samples} points need about {need:.1f} GiB, "
-                f"more than the budget of {self.eval_max_gib:g} GiB (eval_max_gib, "
-                "--eval-max-gib on the command line); lower it, or raise the budget if the "
-                "memory is there")
+                f": {self.eval_samples} x {self.eval_samples} points need about "
+                f"{need / 2**30:.1f} GiB, more than the budget of {self.eval_max_gib:g} GiB "
+                "(eval_max_gib, --eval-max-gib on the command line); lower it, or raise the "
+                "budget if the memory is there")
+        _checks.fits_in_memory("eval_samples", self.eval_samples, need,
+                               f"the exact W1 solver on {self.eval_samples} x "
+                               f"{self.eval_samples} points")
+
+    def _check_memory(self) -> None:
+        """Refuse a config whose training step cannot fit in memory (:func:`step_bytes`, a lower
+        estimate), naming the field furthest above its default: the batch's fields if the
+        batch needs more than the parameters, else the models'."""
+        params, batch = step_bytes(self)
+        fields = (("batch_size", "image_size") if self.target == "images" else
+                  ("batch_size", "n_critic")) if batch > params else (
+                  "hidden", "depth", "nz", "ngf", "ndf", "n_seeds", "image_size")
+        defaults = {**{f.name: f.default for f in dataclasses.fields(self)},
+                    **(IMAGE_DEFAULTS if self.target == "images" else {})}
+        name = max(fields, key=lambda f: getattr(self, f) / defaults[f])
+        _checks.fits_in_memory(name, getattr(self, name), params + batch,
+                               "the models and batch of one training step")
 
     def _validate_images(self) -> None:
         """The fields only image runs read (the exact W1 solver is not used for images)."""
@@ -295,6 +323,67 @@ IMAGE_DEFAULTS = {"target": "images", "nz": 100, "generator": "dcgan", "critic_w
                   "eval_every": 500, "eval_samples": 1024, "checkpoint_every": 500}
 
 
+def _mlp_weights(n_in: int, hidden: int, depth: int, n_out: int) -> int:
+    """Weights of an MLP ``n_in -> hidden (x depth) -> n_out`` (:class:`MLPGenerator`)."""
+    return n_in * hidden + (depth - 1) * hidden**2 + hidden * n_out if depth else n_in * n_out
+
+
+def _dcgan_weights(first: int, width: int, size: int) -> int:
+    """A lower count of the 4 x 4 convolution weights of a DCGAN critic with ``first`` input
+    channels and ``ndf = width`` at image side ``size`` (channels ``width, 2 width, ...,
+    width size / 8``); a generator (``first = nz``, ``width = ngf``) mirrors it."""
+    channels = [width * 2**k for k in range(size.bit_length() - 3)]
+    pairs = sum(a * b for a, b in zip(channels[:-1], channels[1:], strict=True))
+    return 16 * (first * channels[0] + pairs + channels[-1])
+
+
+def step_bytes(config: TrainConfig) -> tuple[int, int]:
+    """A lower estimate of the memory one training step of ``config`` takes, in bytes.
+
+    Returns ``(parameters, batch)``: 12 bytes a weight (the weight, its gradient and one
+    optimizer buffer, float32) of both models, and 4 bytes a value for the samples one critic
+    phase draws (a toy draws all ``n_critic`` batches at once, or 100 under the warm-up) and
+    the first hidden layer's activations on a real and a fake batch; times ``n_seeds``.
+    Everything else a step needs comes on top, so a config refused by it cannot run.
+
+    Algorithm 1 on a toy (3 x 512 MLPs, nz 2, batch 64, n_critic 5): 12 x (526,336 + 525,824)
+    weights and 4 x (2 x 320 x 2 samples + 2 x 64 x 512 activations):
+
+    >>> step_bytes(TrainConfig())
+    (12625920, 267264)
+    """
+    m, seeds = config.batch_size, config.n_seeds
+    if config.target == "images":
+        size = config.image_size
+        dim = 3 * size * size
+        generator = (_mlp_weights(config.nz, config.hidden, config.depth, dim)
+                     if config.generator == "mlp" else _dcgan_weights(config.nz, config.ngf, size))
+        weights = generator + _dcgan_weights(3, config.ndf, size)
+        draws, first_layer = m, config.ndf * (size // 2) ** 2
+    else:
+        dim = 2
+        weights = (_mlp_weights(config.nz, config.hidden, config.depth, dim)
+                   + _mlp_weights(dim, config.hidden, config.depth, 1))
+        draws, first_layer = m * max(critic_steps(config, 0), config.n_critic), config.hidden
+    return 12 * seeds * weights, 4 * seeds * (2 * draws * dim + 2 * m * first_layer)
+
+
+def epoch_iters(values: Mapping[str, Any], epochs: float) -> int:
+    """Generator iterations that make ``epochs`` passes over the training images of an image
+    run with config fields ``values``: the cache at ``values["data"]`` less its held-out
+    ``eval_samples`` (:func:`labkit.datasets.iters_for_epochs`); other fields default as in
+    :data:`IMAGE_DEFAULTS` and :class:`TrainConfig`.
+    """
+    epochs = _checks.finite_real("epochs", epochs, above=0)
+    values = {**IMAGE_DEFAULTS, **values}
+    size = values.get("image_size", TrainConfig.image_size)
+    cache = open_cache(values["data"], size, size_name="image_size", path_name="data")
+    n_train = cache.count - values["eval_samples"]
+    return iters_for_epochs(max(n_train, 1), epochs,
+                            values.get("batch_size", TrainConfig.batch_size),
+                            values.get("n_critic", TrainConfig.n_critic))
+
+
 def image_config(data: str | Path, epochs: float = 25, **overrides: Any) -> TrainConfig:
     """The authors' LSUN configuration for the cache at ``data``, with ``overrides`` applied.
 
@@ -306,10 +395,7 @@ def image_config(data: str | Path, epochs: float = 25, **overrides: Any) -> Trai
     """
     values = {**IMAGE_DEFAULTS, "data": str(data), **overrides}
     if "iters" not in overrides:
-        cache = open_cache(data, values.get("image_size", 64), size_name="image_size")
-        n_train = cache.count - values["eval_samples"]
-        values["iters"] = iters_for_epochs(max(n_train, 1), epochs,
-                                           values.get("batch_size", 64), values.get("n_critic", 5))
+        values["iters"] = epoch_iters(values, epochs)
     return TrainConfig(**values)
 
 
@@ -367,11 +453,11 @@ def build_target(config: TrainConfig, rank: int = 0, world: int = 1):
     """The real data P_r: a toy target, or this rank's share of the image cache at ``data``."""
     if config.target != "images":
         return toys.make_target(config.target)
-    cache = open_cache(config.data, config.image_size, size_name="image_size")
+    cache = open_cache(config.data, config.image_size, size_name="image_size", path_name="data")
     if config.eval_samples >= cache.count:
-        raise ValueError(f"eval_samples={config.eval_samples} is not allowed; the cache at "
-                         f"{config.data!r} holds {cache.count} images, and the held-out ones must "
-                         "be fewer")
+        raise _checks.BadValue("eval_samples", config.eval_samples,
+                               f"fewer than the {cache.count} images of the cache at "
+                               f"{config.data!r}", " (the rest are trained on)")
     return ImageDataset(cache, holdout=config.eval_samples, rank=rank, world=world)
 
 
@@ -511,9 +597,12 @@ class Trainer:
         Called with ``event`` in ``"eval"`` (after each evaluation; ``trainer.last_eval`` holds
         one dict per seed), ``"checkpoint"`` (after each save) and ``"end"``. Under data
         parallelism only rank 0 evaluates, saves and emits ``"eval"`` and ``"checkpoint"``.
+        A callback with ``state_dict()`` / ``load_state_dict(state)`` has that state saved in
+        every checkpoint and restored on resume, so what it records survives a stop.
     progress : bool
-        Show a ``tqdm.auto`` progress bar with the W estimate and the evaluator's headline
-        number (exact W1 for toys, SWD for images).
+        Show a ``tqdm.auto`` progress bar with the running W estimate (median of the step
+        estimates over the last 100 iterations, updated every 100) and the evaluator's headline
+        number at the last evaluation (exact W1 for toys, SWD for images).
 
     Examples
     --------
@@ -682,10 +771,11 @@ class Trainer:
     # ----------------------------------------------------------------- state
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue exactly: models, optimizers, RNG states, counters,
-        config and history."""
+        config, history, and the state of the callbacks that have one (``state_dict()``)."""
         return {"config": self.config.to_dict(), "iteration": self.iteration,
                 "elapsed": self.elapsed, **{k: getattr(self, k).state_dict() for k in _STATEFUL},
-                "rng": checkpoint.rng_state(self.rngs), "history": self.history.state_dict()}
+                "rng": checkpoint.rng_state(self.rngs), "history": self.history.state_dict(),
+                "callbacks": [c.state_dict() for c in self._stateful_callbacks()]}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore a :meth:`state_dict`; a differing config (``iters`` and checkpoint fields
@@ -703,6 +793,17 @@ class Trainer:
         if self.fast_step is not None:
             self.fast_step.reset()
         self.history.load_state_dict(state["history"])
+        saved, stateful = state.get("callbacks", []), self._stateful_callbacks()
+        if saved and len(saved) != len(stateful):
+            raise ValueError(f"checkpoint holds the state of {len(saved)} callback(s), this "
+                             f"trainer has {len(stateful)} with a state_dict")
+        for callback, callback_state in zip(stateful, saved, strict=False):
+            callback.load_state_dict(callback_state)
+
+    def _stateful_callbacks(self) -> list:
+        """The callbacks whose state a checkpoint keeps: those with ``state_dict`` and
+        ``load_state_dict`` (e.g. :mod:`labkit.study`'s snapshots), in the order given."""
+        return [c for c in self.callbacks if hasattr(c, "state_dict")]
 
     @classmethod
     def resume(cls, path: str | Path, config: TrainConfig, **kwargs: Any) -> Trainer:
@@ -790,13 +891,14 @@ class Trainer:
                 end = self.iteration == cfg.iters or self._stop_requested(interrupt)
                 if eval_now or save_now or end or len(pending) == 100:
                     self._flush(pending, times)
+                    bar.set_postfix(self._postfix(), refresh=False)
                     if eval_now:
                         self._record_eval(bar)
                     self.elapsed = time.perf_counter() - start
                     if save_now or end:
                         self.save()
                         saved = True
-            if not saved:
+            if not saved or self.saved_iteration != self.iteration:  # e.g. Ctrl-C in an eval
                 self.save()
             self.interrupted = stop or interrupt.is_set()
         self._emit("end")
@@ -818,9 +920,20 @@ class Trainer:
         times.clear()
 
     def _postfix(self) -> dict[str, str]:
-        w_est = self.history.rows[-1]["w_estimate"] if self.history.rows else math.nan
-        headline = self.evaluator.headline
-        return {"W_est": f"{w_est:.4f}", headline: f"{self.last_eval[0][headline]:.4f}"}
+        """The progress bar's numbers for the first seed: ``W_est``, the median of the step
+        estimates over the last (up to) 100 generator iterations (the paper's median filter,
+        narrower), updated every 100 iterations whatever the evaluation schedule; and the
+        evaluator's headline number at the last evaluation. Either is left out until it exists.
+        """
+        seed, shown = self.seeds[0], {}
+        recent = [row["w_estimate"] for row in self.history.rows[-100 * len(self.seeds):]
+                  if row["seed"] == seed]
+        if recent:
+            shown["W_est"] = f"{statistics.median(recent):.4g}"
+        if self.last_eval:
+            headline = self.evaluator.headline
+            shown[headline] = f"{self.last_eval[0][headline]:.4g}"
+        return shown
 
     def final_metrics(self) -> list[dict[str, Any]]:
         """Evaluation at the current iteration plus the last step's values, one dict per seed.
@@ -894,4 +1007,5 @@ __all__ = ["TrainConfig", "Trainer", "History", "DivergenceError", "critic_steps
            "build_evaluator", "build_constraint", "build_optimizer",
            "member_seeds", "grad_norm", "check_runtime", "stack_members", "choose_threads",
            "DEFAULT_THREADS", "ONE_THREAD_BELOW", "OPTIMIZERS", "CONSTRAINTS", "TARGETS",
-           "GENERATORS", "IMAGE_FIELDS", "IMAGE_DEFAULTS", "RESUMABLE_FIELDS", "MAX_SEEDS"]
+           "GENERATORS", "IMAGE_FIELDS", "IMAGE_DEFAULTS", "RESUMABLE_FIELDS", "MAX_SEEDS",
+           "MAX_THREADS_PER_CPU", "step_bytes", "epoch_iters"]

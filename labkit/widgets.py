@@ -49,6 +49,17 @@ _LABELS = {
 #: Ranges of the explorer's sliders.
 THETA_RANGE = (-1.0, 1.0)
 N_RANGE = (10, 1000)
+#: Width of every explorer control. The theta slider's track (the width less the description
+#: and the readout) is about 460 px for its 201 steps of 0.01, so that dragging reaches every
+#: value, 0 included (``tests/test_browser.py``); 124 px, ipywidgets' default, skipped some.
+CONTROL_WIDTH = "640px"
+
+
+def _control_options() -> dict:
+    """Layout and style shared by the controls of an explorer: descriptions in one 80 px column,
+    tracks of one length, so that the controls line up."""
+    return {"layout": ipywidgets.Layout(width=CONTROL_WIDTH),
+            "style": {"description_width": "80px"}}
 
 
 def example1_samples(theta: float, n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -75,7 +86,7 @@ def example1_samples(theta: float, n: int, seed: int = 0) -> tuple[torch.Tensor,
     """
     theta = _checks.finite_real("theta", theta)
     n = _checks.integer("n", n, minimum=1)
-    seed = _checks.integer("seed", seed, minimum=0)
+    seed = _checks.integer("seed", seed, 0, _checks.MAX_TORCH_SEED - 1)
     real = toys.parallel_lines(0.0, n, generator=torch.Generator().manual_seed(seed))
     fake = toys.parallel_lines(theta, n, generator=torch.Generator().manual_seed(seed + 1))
     return real, fake
@@ -116,8 +127,20 @@ def example1_readout(theta: float, n: int, seed: int = 0) -> dict[str, float]:
     >>> round(values["W"], 4), round(values["JS"], 4), values["KL"], values["TV"]
     (0.5, 0.6931, inf, 1.0)
     """
+    _check_solver_size("n", n)
     real, fake = example1_samples(theta, n, seed)
     return _readout(float(theta), real, fake)
+
+
+def _check_solver_size(name: str, n) -> None:
+    """Refuse (naming ``name``) a count ``n`` of points per set whose exact W1 would not fit
+    the solver's default budget (:data:`labkit.ot.DEFAULT_MAX_BYTES`), before sampling them."""
+    n = _checks.integer(name, n, minimum=1)
+    need = ot.exact_solver_bytes(n, n)
+    if need > ot.DEFAULT_MAX_BYTES:
+        raise _checks.BadValue(name, n, "small enough for the exact W1 solver",
+                               f": {n} x {n} points need about {need / 2**30:.1f} GiB, more "
+                               f"than its budget of {ot.DEFAULT_MAX_BYTES / 2**30:g} GiB")
 
 
 def _format(value: float) -> str:
@@ -155,9 +178,13 @@ def readout_html(values: Mapping[str, float]) -> str:
 
 def _table(values: Mapping[str, float], keys, labels, fmt, css_class: str) -> str:
     """``<table class=css_class>`` with one ``<td data-key="KEY">`` row per key."""
+    if not isinstance(values, Mapping):
+        raise _checks.BadValue("values", values, f"a mapping of {', '.join(keys)} to numbers")
     missing = [key for key in keys if key not in values]
     if missing:
         raise ValueError(f"values must hold the keys {list(keys)}; missing {missing}")
+    for key in keys:
+        _checks.real(f"values[{key!r}]", values[key])
     rows = "".join(
         f'<tr><th style="text-align:left;padding-right:1em">{labels[key]}</th>'
         f'<td data-key="{key}">'
@@ -182,9 +209,10 @@ def theta_explorer(theta: float = 0.5, n: int = 200, seed: int = 0) -> ipywidget
     Returns
     -------
     ipywidgets.VBox
-        Children, in order: ``FloatSlider`` "theta" (min -1, max 1, step 0.01; the first slider),
-        ``IntSlider`` "n" (10 to 1000), ``HTML`` readout (:func:`readout_html`) and an ``Image``
-        with the two lines and the four closed forms, a marker at the current theta.
+        Children, in order: ``FloatSlider`` "theta" (min -1, max 1, step 0.01; the first slider,
+        :data:`CONTROL_WIDTH` wide so that dragging reaches every step), ``IntSlider`` "n" (10 to
+        1000), ``HTML`` readout (:func:`readout_html`) and an ``Image`` with the two lines and
+        the four closed forms, a marker at the current theta.
         Moving either slider recomputes the readout and redraws the figure in place; theta is
         rounded to 12 decimals first, so a slider that steps to 1e-17 shows theta = 0.
     """
@@ -197,9 +225,11 @@ def theta_explorer(theta: float = 0.5, n: int = 200, seed: int = 0) -> ipywidget
     seed = _checks.integer("seed", seed, minimum=0)
 
     theta_slider = ipywidgets.FloatSlider(value=theta, min=THETA_RANGE[0], max=THETA_RANGE[1],
-                                          step=0.01, description="theta", readout_format=".2f")
+                                          step=0.01, description="theta", readout_format=".2f",
+                                          **_control_options())
     n_slider = ipywidgets.IntSlider(value=n, min=N_RANGE[0], max=N_RANGE[1], step=1,
-                                    description="n", continuous_update=False)
+                                    description="n", continuous_update=False,
+                                    **_control_options())
     readout = ipywidgets.HTML()
     image = ipywidgets.Image(format="png")
 
@@ -245,8 +275,12 @@ EXPLORER_CONSTRAINTS = ("clip", "gp", "sn")
 
 
 def _format_clip(value: float) -> str:
-    """Four significant digits ("0.0001234", "1.012"), or "nan"."""
-    return "nan" if math.isnan(value) else f"{value:.4g}"
+    """Four significant digits ("0.0001234", "1.012"), or "nan"; -0.0 is written "0".
+
+    >>> _format_clip(-0.0), _format_clip(-0.00012345)
+    ('0', '-0.0001234')
+    """
+    return "nan" if math.isnan(value) else f"{value + 0.0:.4g}"
 
 
 def clip_readout_html(values: Mapping[str, float]) -> str:
@@ -331,10 +365,15 @@ class ClipExplorerModel:
     def __init__(self, n: int = 256, hidden: int = 64, iters: int = 40, seed: int = 0,
                  grid: int = 48):
         self.n = _checks.integer("n", n, minimum=2)
+        _check_solver_size("n", n)
         self.hidden = _checks.integer("hidden", hidden, minimum=1)
+        _checks.fits_in_memory("hidden", hidden, 16 * DEPTH_RANGE[1] * hidden**2,
+                               f"critics of up to {DEPTH_RANGE[1]} layers of {hidden}")
         self.iters = _checks.integer("iters", iters, minimum=1)
-        self.seed = _checks.integer("seed", seed, minimum=0)
+        self.seed = _checks.integer("seed", seed, 0, _checks.MAX_TORCH_SEED - 1)
         side = _checks.integer("grid", grid, minimum=2)
+        _checks.fits_in_memory("grid", grid, 4 * side**2 * (2 + hidden),
+                               f"the critic on a {side} x {side} grid")
         self.real = toys.ring().sample(self.n, generator=torch.Generator().manual_seed(seed))
         self.fake = 0.5 * torch.randn(self.n, 2, generator=torch.Generator().manual_seed(seed + 1))
         self.w1_exact = ot.w1(self.real.double(), self.fake.double())
@@ -431,8 +470,10 @@ def clip_explorer(c: float = 0.01, n_critic: int = 5, depth: int = 3, constraint
     Returns
     -------
     ipywidgets.VBox
-        Children, in order: ``FloatLogSlider`` "c" (10^-3 to 10^0, step 10^0.25), ``IntSlider``
-        "n_critic", ``IntSlider`` "depth", ``ToggleButtons`` "constraint", ``HTML`` status
+        Children, in order: ``FloatLogSlider`` "c" (10^-3 to 10^0, step 10^0.25; disabled
+        under GP and SN), ``IntSlider`` "n_critic", ``IntSlider`` "depth" (the sliders
+        :data:`CONTROL_WIDTH` wide), ``ToggleButtons`` "constraint" (the four descriptions in one
+        column), ``HTML`` status
         ("training..." while a critic trains, then the time taken or "cached"), ``HTML`` readout
         (:func:`clip_readout_html` of :meth:`ClipExplorerModel.update`'s values) and an ``Image``
         (:class:`labkit.plots.ClipExplorerView`). Every change retrains or takes the critic from
@@ -441,17 +482,23 @@ def clip_explorer(c: float = 0.01, n_critic: int = 5, depth: int = 3, constraint
     from labkit import plots
 
     model = ClipExplorerModel() if model is None else model
+    if not isinstance(model, ClipExplorerModel):
+        raise _checks.BadValue("model", model, "a ClipExplorerModel or None")
     model.key(c, n_critic, depth, constraint)  # validates the initial values
-    style = {"description_width": "initial"}
     c_slider = ipywidgets.FloatLogSlider(value=c, base=10, min=-3, max=0, step=0.25,
                                          description="c", readout_format=".4g",
-                                         continuous_update=False)
+                                         continuous_update=False, **_control_options())
     n_slider = ipywidgets.IntSlider(value=n_critic, min=N_CRITIC_RANGE[0], max=N_CRITIC_RANGE[1],
-                                    description="n_critic", continuous_update=False, style=style)
+                                    description="n_critic", continuous_update=False,
+                                    **_control_options())
     depth_slider = ipywidgets.IntSlider(value=depth, min=DEPTH_RANGE[0], max=DEPTH_RANGE[1],
-                                        description="depth", continuous_update=False)
+                                        description="depth", continuous_update=False,
+                                        **_control_options())
     buttons = ipywidgets.ToggleButtons(options=EXPLORER_CONSTRAINTS, value=constraint,
-                                       description="constraint", style=style)
+                                       description="constraint",  # its buttons keep their width
+                                       style=_control_options()["style"],
+                                       layout=ipywidgets.Layout(margin="2px"))  # a slider's
+    buttons.add_class("widget-inline-hbox")  # its label beside the buttons, as a slider's
     status = ipywidgets.HTML()
     readout = ipywidgets.HTML()
     image = ipywidgets.Image(format="png")
@@ -460,6 +507,7 @@ def clip_explorer(c: float = 0.01, n_critic: int = 5, depth: int = 3, constraint
 
     def update(_change=None) -> None:
         args = (c_slider.value, n_slider.value, depth_slider.value, buttons.value)
+        c_slider.disabled = buttons.value != "clip"  # GP and SN have no c
         if not model.is_cached(*args):
             status.value = '<span class="labkit-status" style="color:#b45309">training...</span>'
         state = model.update(*args)
@@ -476,7 +524,8 @@ def clip_explorer(c: float = 0.01, n_critic: int = 5, depth: int = 3, constraint
     return ipywidgets.VBox([c_slider, n_slider, depth_slider, buttons, status, readout, image])
 
 
-def snapshot_slider(runs: Mapping[str, list], centers, grid) -> ipywidgets.VBox:
+def snapshot_slider(runs: Mapping[str, list], centers, grid,
+                    baselines: Mapping[str, object] | None = None) -> ipywidgets.VBox:
     """A slider over training checkpoints: every method's samples and critic at one snapshot.
 
     Parameters
@@ -486,17 +535,22 @@ def snapshot_slider(runs: Mapping[str, list], centers, grid) -> ipywidgets.VBox:
     centers : array (K, 2)
     grid : array (G * G, 2)
         As in :func:`labkit.plots.training_snapshots`.
+    baselines : mapping of name -> array (n, 2), optional
+        The baselines' samples, shown beside the methods at every checkpoint.
 
     Returns
     -------
     ipywidgets.VBox
-        ``IntSlider`` "checkpoint" (index into the snapshots; its readout is the index, the
-        figure's titles give the iteration) and an ``Image`` redrawn when it moves.
+        ``IntSlider`` "checkpoint" (index into the snapshots; the figure's title gives the
+        iteration) and an ``Image`` (:func:`labkit.plots.checkpoint_panels`) redrawn when it
+        moves.
     """
     import matplotlib.pyplot as plt
 
     from labkit import plots
 
+    if not isinstance(runs, Mapping):
+        raise _checks.BadValue("runs", runs, "a mapping of method label to snapshot lists")
     lengths = {len(s) for s in runs.values()}
     if len(lengths) != 1 or 0 in lengths:
         raise ValueError(f"runs must hold snapshot lists of one non-zero length; got {lengths}")
@@ -506,8 +560,7 @@ def snapshot_slider(runs: Mapping[str, list], centers, grid) -> ipywidgets.VBox:
     image = ipywidgets.Image(format="png")
 
     def update(_change=None) -> None:
-        fig = plots.training_snapshots(runs, centers, grid, columns=[slider.value],
-                                       transpose=True)
+        fig = plots.checkpoint_panels(runs, slider.value, centers, grid, baselines=baselines)
         image.value = _png(fig)
         plt.close(fig)
 
@@ -520,5 +573,5 @@ def _png(fig) -> bytes:
     import io
 
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=80)
+    fig.savefig(buf, format="png", dpi=100)
     return buf.getvalue()

@@ -135,6 +135,9 @@ class Lab:
             "--ServerApp.open_browser=False",
             "--LabApp.news_url=None",
             "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+            # No trust carried over from other sessions: notebooks open untrusted, as in a
+            # fresh clone, until this server runs or saves them.
+            "--NotebookNotary.db_file=:memory:",
         ]
 
     @property

@@ -487,12 +487,12 @@ def test_a_full_disk_keeps_the_last_checkpoint(tmp_path, capsys, monkeypatch):
     run = tmp_path / "run"
     writes = []
 
-    def save(obj, path):  # the second checkpoint write finds the disk full
-        writes.append(path)
+    def save(obj, f):  # the second checkpoint write finds the disk full
+        writes.append(f)
         if len(writes) == 2:
-            Path(path).write_bytes(b"half")
+            f.write(b"half")
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        real_save(obj, path)
+        real_save(obj, f)
 
     real_save = torch.save
     monkeypatch.setattr(checkpoint.torch, "save", save)

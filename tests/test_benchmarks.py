@@ -1,11 +1,12 @@
-"""The GPU benchmark's CPU smoke mode (``benchmarks/gpu_lsun.py --smoke``): every loop runs, and
-the JSON it writes holds consistent numbers."""
+"""Benchmarks that tests can run: the GPU benchmark's CPU smoke mode (``benchmarks/gpu_lsun.py
+--smoke``) writes consistent numbers; the study-step benchmark's rates agree with its FLOP count."""
 
 import importlib.util
 import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from labkit.datasets import iters_for_epochs
 
@@ -41,3 +42,20 @@ def test_gpu_benchmark_smoke_mode_runs_every_loop_on_the_cpu(gpu_lsun, tmp_path)
     assert report["projection"]["generator_iterations"] == iters_for_epochs(
         3_033_042 - config["eval_samples"], 25, config["batch_size"], config["n_critic"])
     assert all(goal["met"] is None for goal in report["goals"].values())  # smoke: not judged
+
+
+def test_study_step_benchmark_reports_consistent_rates():
+    spec = importlib.util.spec_from_file_location(
+        "study_step", SCRIPT.parent / "study_step.py")
+    study_step = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(study_step)
+    from labkit import study
+
+    r = study_step.measure("gan", threads=1, iters=1, repeats=1, warmup=0, gemm_repeats=1)
+    config = study.StudyConfig(methods=("gan",)).train_config("gan", "ring")
+    assert r["flops"] == study.step_flops(config)
+    assert r["products"] == 4 + 11 + 8 + 4 + 4 + 3  # 4 layers; see study.step_matmuls
+    assert r["achieved"] == pytest.approx(r["flops"] / r["step_s"] / 1e9)
+    assert r["percent"] == pytest.approx(100 * r["achieved"] / r["gemm_rate"])
+    a, b = study_step.gemm_operands("grad_weight", 2, 5, 3, 4)
+    assert torch.bmm(a, b).shape == (2, 3, 4)  # x^T (S, i, B) times grad (S, B, o)

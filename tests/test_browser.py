@@ -27,6 +27,8 @@ from pathlib import Path
 import pytest
 from labserver import Lab, request
 
+from labkit.widgets import THETA_RANGE
+
 pytestmark = pytest.mark.browser
 
 REPO = Path(__file__).resolve().parents[1]
@@ -161,6 +163,108 @@ def test_clip_explorer_in_jupyterlab(chromium, lab):
     _in_browser(chromium, lab, _drive_clip_explorer)
 
 
+# --------------------------------------------------------------------------- a fresh clone
+
+
+def _static_expectations(path: Path) -> tuple[int, int]:
+    """(outputs JupyterLab shows as a picture when the notebook is untrusted, finished
+    progress bars) in a committed notebook: a picture wins over text unless the output also
+    has a safe type JupyterLab ranks higher (HTML, Markdown, LaTeX, SVG)."""
+    import nbformat
+
+    from labkit import publish
+
+    nb = nbformat.read(path, as_version=4)
+    tree = publish._state_of(nb)
+    higher = {"text/html", "text/markdown", "text/latex", "image/svg+xml"}
+    pictures = bars = 0
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            data = out.get("data", {})
+            pictures += "image/png" in data and not higher & set(data)
+            view = data.get(publish.VIEW_MIME)
+            bars += bool(view) and not tree.needs_picture(view["model_id"])
+    return pictures, bars
+
+
+def test_fresh_clone_shows_saved_widgets_and_saving_changes_nothing(chromium, tmp_path):
+    """Every committed notebook, opened untrusted as in a fresh clone (``make lab``): no widget
+    shows as ``VBox(children=...`` text or as a progress bar at 0%, each saved widget shows as
+    its picture or its finished bar; then File > Save writes back the very same bytes."""
+    from playwright.sync_api import sync_playwright
+
+    notebooks = sorted(NOTEBOOK.parent.glob("*.ipynb"))
+    lab = Lab(tmp_path)
+    for path in notebooks:
+        shutil.copy2(path, lab.root / path.name)
+    views = '.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.widget-view+json"]'
+    try:
+        lab.start()
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=chromium, headless=True,
+                                        args=CHROMIUM_ARGS)
+            try:
+                for path in notebooks:
+                    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+                    _check_fresh_notebook(page, lab, path, views)
+                    page.close()
+            finally:
+                browser.close()
+    finally:
+        lab.stop()
+        ARTIFACTS.mkdir(exist_ok=True)
+        shutil.copy2(lab.log_path, ARTIFACTS / "browser_jupyter_fresh_clone.log")
+
+
+def _check_fresh_notebook(page, lab: Lab, path: Path, views: str) -> None:
+    pictures, bars = _static_expectations(path)
+    page.goto(f"{lab.url}/lab/tree/{path.name}?reset&token={lab.token}",
+              wait_until="domcontentloaded")
+    panel = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)")
+    outputs = panel.locator(".jp-OutputArea-output")
+    shown_pictures = panel.locator('.jp-OutputArea-output[data-mime-type="image/png"] img')
+
+    title = page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab.lm-mod-current .lm-TabBar-tabLabel")
+    loaded = "i => i.complete && i.naturalWidth > 0"
+
+    def rendered() -> bool:
+        _accept_dialog(page)
+        return (path.name in title.all_inner_texts() and shown_pictures.count() == pictures
+                and all(img.evaluate(loaded) for img in shown_pictures.all()))
+
+    _wait_until(rendered, 60, f"{path.name}: {pictures} pictures to show",
+                lambda: f"tabs {title.all_inner_texts()}, {shown_pictures.count()} pictures, "
+                        f"loaded {[img.evaluate(loaded) for img in shown_pictures.all()]}")
+    texts = outputs.all_inner_texts()
+    assert panel.locator(views).count() == 0, "an untrusted notebook rendered a live widget"
+    as_text = [t[:80] for t in texts if "(children=" in t or re.search(r"(^|\s)0%\|", t)]
+    assert not as_text, f"{path.name}: widget state shown as text: {as_text}"
+    finished = [t for t in texts if re.search(r"100%\|█{10}\|", t)]
+    assert len(finished) == bars, f"{path.name}: {len(finished)} finished bars of {bars}"
+    page.screenshot(path=str(ARTIFACTS / f"browser_fresh_{path.stem}.png"))
+
+    saved = lab.root / path.name
+    before, modified = saved.read_bytes(), saved.stat().st_mtime_ns
+    panel.locator(".jp-Cell").first.click()
+    page.keyboard.press("Control+s")
+    # jupyter_server rewrites the file in place (truncate, then write): done when it has changed
+    # time and holds a whole notebook that stays the same for half a second.
+    reads = []
+
+    def written() -> bool:
+        reads.append(saved.read_bytes())
+        if saved.stat().st_mtime_ns == modified or not reads[-1].rstrip().endswith(b"}"):
+            return False
+        time.sleep(0.5)
+        return saved.read_bytes() == reads[-1]
+
+    _wait_until(written, 30, f"{path.name} to be saved", lambda: f"{len(reads[-1])} bytes")
+    after = saved.read_bytes()
+    if after != before:
+        (ARTIFACTS / f"resaved_{path.name}").write_bytes(after)
+    assert after == before, f"saving {path.name} changed it (see test-artifacts/resaved_*)"
+
+
 def _accept_dialog(page) -> None:
     """Accept a JupyterLab dialog if one is open (e.g. "Select Kernel": take the preferred one)."""
     button = page.locator(".jp-Dialog .jp-mod-accept")
@@ -292,6 +396,25 @@ def _drive(page, lab: Lab) -> None:
         page.keyboard.press("ArrowLeft")  # negative theta: W = |theta|
     check(-0.02)
 
+    # Drag with the mouse: from theta = 1 to the whole pixel nearest the middle of the track
+    # (where a student aims) must land on exactly 0, so every step needs a pixel or more.
+    track = theta_slider.locator(".noUi-target").first.bounding_box()
+    steps = round((THETA_RANGE[1] - THETA_RANGE[0]) / 0.01)
+    assert track["width"] >= 2 * steps, f"theta track {track['width']} px for {steps} steps"
+    y = track["y"] + track["height"] / 2
+
+    def drag_to(x: float) -> None:
+        box = handle.bounding_box()
+        page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+        page.mouse.down()
+        page.mouse.move(x, y, steps=12)
+        page.mouse.up()
+
+    drag_to(track["x"] + track["width"])  # far right: theta = 1
+    check(1.0)
+    drag_to(round(track["x"] + track["width"] / 2))
+    check(0.0)
+
     # For the screenshot: let the figure catch up, then put the widget at the top of the view.
     _wait_until(
         lambda: indicator.get_attribute("data-status") == "idle", UPDATE_TIMEOUT, "kernel idle"
@@ -340,6 +463,13 @@ def _drive_clip_explorer(page, lab: Lab) -> None:
         return image.get_attribute("src")
 
     first = check(0.01)
+    # The four controls' descriptions end at one x (n_critic used to sit further right, and the
+    # constraint's label above its buttons).
+    labels = explorer.locator(".widget-slider .widget-label, .widget-toggle-buttons .widget-label")
+    boxes = [label.bounding_box() for label in labels.all()]
+    assert len(boxes) == 4 and max(b["x"] + b["width"] for b in boxes) - min(
+        b["x"] + b["width"] for b in boxes) < 1, f"control labels not aligned: {boxes}"
+    assert len({round(b["y"]) for b in boxes}) == 4  # one row each, none above its control
     handle.focus()
     page.keyboard.press("ArrowRight")  # one step of 10^0.25: c = 10^-1.75
     second = check(10**-1.75)
@@ -349,6 +479,18 @@ def _drive_clip_explorer(page, lab: Lab) -> None:
     third = check(10**-2.25)
     assert third not in (first, second)
     assert shown() != {k: f"{v:.4g}" for k, v in model.update(0.01, 5, 3, "clip").values.items()}
+
+    # Gradient penalty has no c: its numbers show, and the c slider is disabled until clipping
+    # is chosen again.
+    explorer.locator(".widget-toggle-buttons button", has_text=re.compile("^gp$")).click()
+    want = {k: f"{v:.4g}" for k, v in model.update(0.01, 5, 3, "gp").values.items()}
+    disabled = c_slider.locator(".noUi-target[disabled]")
+    _wait_until(lambda: shown() == want and disabled.count() == 1, UPDATE_TIMEOUT,
+                f"GP's readout {want} and a disabled c slider", state)
+    explorer.locator(".widget-toggle-buttons button", has_text=re.compile("^clip$")).click()
+    _wait_until(lambda: disabled.count() == 0, UPDATE_TIMEOUT, "the c slider enabled", state)
+    check(10**-2.25)  # back to the clipped critic of that c, from the cache
+    _wait_until(lambda: "cached" in status.inner_text(), UPDATE_TIMEOUT, "'cached'", state)
 
     _wait_until(
         lambda: indicator.get_attribute("data-status") == "idle", UPDATE_TIMEOUT, "kernel idle"

@@ -75,7 +75,8 @@ def test_epochs_set_the_iterations(cache, tmp_path, cli):
      "or prepare a cache with --size 32"),
     (["--data", "{cache}", "--generator", "resnet"],
      "error: --generator must be one of dcgan, dcgan-nobn, dcgan-const, mlp, got 'resnet'"),
-    (["--data", "{tmp}/none"], "error: cache: no folder at '{tmp}/none'"),
+    (["--data", "{tmp}/none"], "error: --data must be the folder of an image cache, got "
+                               "'{tmp}/none': no such folder"),
     (["--data", "{cache}", "--device", "cuda:7"],
      "error: --device must be a device that exists, got 'cuda:7'; torch "),
 ])

@@ -153,10 +153,11 @@ def test_cache_of_another_size_or_too_small_is_refused(cache, tmp_path):
     with pytest.raises(ValueError, match="^image_size=32 does not match the cache at .* made at "
                                          "size 16"):
         Trainer(tiny(cache, image_size=32), progress=False)
-    with pytest.raises(ValueError, match="^eval_samples=80 is not allowed; the cache at .* holds "
-                                         "80 images"):
+    with pytest.raises(ValueError, match=r"^eval_samples must be fewer than the 80 images of the "
+                                         r"cache at .*, got 80 \(the rest are trained on\)$"):
         Trainer(tiny(cache, eval_samples=80), progress=False)
-    with pytest.raises(FileNotFoundError, match="cache: no folder at"):
+    with pytest.raises(FileNotFoundError, match="^data must be the folder of an image cache, got "
+                                                ".*: no such folder$"):
         Trainer(TrainConfig(**{**TINY, "target": "images", "data": str(tmp_path / "none")}),
                 progress=False)
 

@@ -51,17 +51,19 @@ def test_other_size_is_refused(tmp_path, pixels):
 
 
 def test_missing_damaged_and_tampered_caches(tmp_path, pixels):
-    with pytest.raises(FileNotFoundError, match="no folder"):
+    with pytest.raises(FileNotFoundError, match="no such folder$"):
         images.open_cache(tmp_path / "nowhere")
     folder = tmp_path / "c"
     images.save_cache(pixels, folder, source="t")
     manifest = folder / images.MANIFEST_FILE
     good = manifest.read_text()
     manifest.write_text("{not json")
-    with pytest.raises(ValueError, match="is damaged"):
+    with pytest.raises(ValueError, match=r"^path must be an undamaged image cache, got .* \(Expec"):
         images.open_cache(folder)
     manifest.write_text(json.dumps({**json.loads(good), "count": 4}))
-    with pytest.raises(ValueError, match="manifest says"):
+    with pytest.raises(ValueError, match=r"manifest says uint8 \(4, 3, 16, 16\); delete .* and "
+                                         r"prepare it again: python -m labkit lsun prepare --src "
+                                         r"t --out .* --size 16$"):
         images.open_cache(folder)
     manifest.write_text(good)
     data = np.load(folder / images.IMAGES_FILE, mmap_mode="r+")
@@ -69,10 +71,11 @@ def test_missing_damaged_and_tampered_caches(tmp_path, pixels):
     data.flush()
     del data
     images.open_cache(folder)  # without verify the checksum is not read
-    with pytest.raises(ValueError, match="checksum"):
+    with pytest.raises(ValueError, match="images.npy does not match the checksum in its manifest"):
         images.open_cache(folder, verify=True)
     manifest.unlink()
-    with pytest.raises(FileNotFoundError, match="manifest.json' is missing"):
+    with pytest.raises(FileNotFoundError,
+                       match="manifest.json is missing; make a cache there with"):
         images.open_cache(folder)
 
 
@@ -162,10 +165,12 @@ def test_open_source_tells_lmdb_folder_and_nothing_apart(tmp_path, folder):
     assert isinstance(images.open_source(folder), images.FolderReader)
     with images.open_source(lsun.make_fake_lmdb(tmp_path / "db", 2, size=16)) as reader:
         assert isinstance(reader, lsun.LmdbReader)
-    with pytest.raises(FileNotFoundError, match="^src: no such file or folder"):
+    with pytest.raises(FileNotFoundError, match=r"^src must be an LSUN LMDB folder \(holding "
+                                                r"data.mdb\) or a folder of images, got '.*"
+                                                r"missing': no such file or folder$"):
         images.open_source(tmp_path / "missing")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(ValueError, match="^src=.* is neither an LMDB folder"):
+    with pytest.raises(ValueError, match="^src must be .*: it holds neither data.mdb nor files"):
         images.open_source(tmp_path / "empty")
 
 
@@ -234,22 +239,23 @@ def test_prepare_returns_a_finished_cache_and_refuses_other_settings(tmp_path, l
     monkeypatch.setattr(images, "decode", no_decoding)
     again = images.prepare(lmdb_source, tmp_path / "c", size=16, limit=10, progress=False)
     assert again.manifest == first.manifest
-    with pytest.raises(ValueError, match=r"^out=.* already holds a finished cache .* "
+    with pytest.raises(ValueError, match=r"^out '.*' already holds a finished cache .* "
                                          r"size=32 \(it has 16\)"):
         images.prepare(lmdb_source, tmp_path / "c", size=32, limit=10, progress=False)
     with pytest.raises(ValueError, match=r"limit=None \(it has 10\)"):
         images.prepare(lmdb_source, tmp_path / "c", size=16, progress=False)
     (tmp_path / "c" / images.MANIFEST_FILE).write_text("{broken")
-    with pytest.raises(ValueError, match="is damaged"):
+    with pytest.raises(ValueError, match="holds a manifest.json that is not a labkit image "
+                                         "cache's; choose a new or empty folder$"):
         images.prepare(lmdb_source, tmp_path / "c", size=16, limit=10, progress=False)
 
 
 @pytest.mark.parametrize("kwargs, message", [
     ({"size": 48}, r"^size must be a power of two >= 16 \(16, 32, 64, .*\), got 48$"),
     ({"size": 8}, "^size must be a power of two >= 16 .*, got 8$"),
-    ({"workers": 0}, "^workers=0 is not allowed; it must be an integer >= 1$"),
-    ({"workers": 1.5}, "^workers=1.5 is not allowed"),
-    ({"limit": 0}, "^limit=0 is not allowed"),
+    ({"workers": 0}, r"^workers must be an integer in \[1, \d+\], got 0$"),
+    ({"workers": 1.5}, r"^workers must be an integer in \[1, \d+\], got 1.5$"),
+    ({"limit": 0}, "^limit must be an integer >= 1, got 0$"),
 ])
 def test_prepare_bad_arguments(tmp_path, lmdb_source, kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -258,15 +264,16 @@ def test_prepare_bad_arguments(tmp_path, lmdb_source, kwargs, message):
 
 
 def test_prepare_bad_paths_and_undecodable_sources(tmp_path, lmdb_source):
-    with pytest.raises(FileNotFoundError, match="^src: no such file or folder"):
+    with pytest.raises(FileNotFoundError, match="^src must be .*: no such file or folder$"):
         images.prepare(tmp_path / "missing", tmp_path / "c", progress=False)
     (tmp_path / "file").write_text("")
-    with pytest.raises(ValueError, match="^out=.* is a file"):
+    with pytest.raises(ValueError, match="^out '.*' is a file, not a folder"):
         images.prepare(lmdb_source, tmp_path / "file", progress=False)
     junk = tmp_path / "junk"
     junk.mkdir()
     (junk / "a.jpg").write_bytes(b"nothing")
-    with pytest.raises(ValueError, match=r"none of its 1 records could be decoded \(first: "
+    with pytest.raises(ValueError, match=r"^src must be a source with images that decode, got "
+                                         r".*: none of its 1 records could be decoded \(first: "
                                          r"a.jpg: not an image"):
         images.prepare(junk, tmp_path / "c", size=16, progress=False)
 
@@ -350,8 +357,9 @@ def test_ctrl_c_keeps_finished_chunks_and_the_same_command_continues(tmp_path, l
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
-    assert err.strip().splitlines()[-1] == (f"interrupted; finished chunks are kept in {out}; "
-                                            "run the same command again to continue")
+    done = json.loads((out / images.STATE_FILE).read_text())["records_done"]
+    assert err.strip().splitlines()[-1] == (f"interrupted; {done} of 65 records are done and kept "
+                                            f"in {out}; run the same command again to continue")
     assert json.loads((out / images.STATE_FILE).read_text())["records_done"] >= 30
     with pytest.raises(ValueError, match=r"unfinished prepare with other settings: "
                                          r"size=32 \(it has 16\)"):

@@ -81,7 +81,8 @@ def test_reader_iterates_in_key_order_from_any_key(tmp_path):
         assert reader[records[3][0]] == records[3][1]
         with pytest.raises(KeyError):
             reader[b"0" * 40]
-    with pytest.raises(FileNotFoundError, match="^src: no LMDB at .*no data.mdb"):
+    with pytest.raises(FileNotFoundError,
+                       match=r"^src must be an LMDB folder, got .* \(no data.mdb in it\)$"):
         lsun.LmdbReader(tmp_path)
 
 
@@ -181,7 +182,8 @@ def test_download_verifies_and_unpacks_atomically(tmp_path, archive, serve):
     assert lsun.download("bedroom", tmp_path, url=dead, progress=False) == path
     (path / "data.mdb").rename(tmp_path / "elsewhere.mdb")  # lock.mdb-only: half placed by hand
     (path / "lock.mdb").write_bytes(b"")
-    with pytest.raises(ValueError, match="^out=.*bedroom_train_lmdb exists but holds no data"):
+    with pytest.raises(ValueError, match="^out '.*': bedroom_train_lmdb exists but is not a "
+                                         "folder holding data"):
         lsun.download("bedroom", tmp_path, url=dead, progress=False)
 
 
@@ -278,6 +280,9 @@ def test_cli_download(tmp_path, archive, serve, capsys):
                              str(tmp_path), "--url", server.url, "--quiet")
     assert status == 0 and "LMDB ready" in out
     assert lmdb_records(tmp_path / "bedroom_train_lmdb") == records
+    next_command = out.split("next: python -m labkit ")[1].split()  # it must work as printed
+    status, out, _ = run_cli(capsys, *next_command, "--quiet")
+    assert status == 0 and out.startswith(f"cache {tmp_path / 'bedroom_train64'}: 40 images")
     url = f"http://127.0.0.1:{free_port()}/x.zip"
     status, _, err = run_cli(capsys, "lsun", "download", "--category", "kitchen", "--out",
                              str(tmp_path), "--url", url, "--quiet")
@@ -303,6 +308,7 @@ def test_cli_argument_errors_are_one_line_naming_the_flag(capsys, args, flag):
 def test_cli_prepare_missing_source(tmp_path, capsys):
     status, _, err = run_cli(capsys, "lsun", "prepare", "--src", str(tmp_path / "nope"),
                              "--out", str(tmp_path / "c"))
-    assert (status, err) == (2, f"error: src: no such file or folder "
-                                f"{str(tmp_path / 'nope')!r}\n")
+    assert (status, err) == (2, "error: --src must be an LSUN LMDB folder (holding data.mdb) or "
+                                f"a folder of images, got {str(tmp_path / 'nope')!r}: no such "
+                                "file or folder\n")
 

@@ -252,7 +252,7 @@ P4 = np.ones((4, 2))
         ({"b": [0.25, 0.25, 0.25, 0.2]}, r"b must sum to 1 \(tolerance 1e-06\), got 0.95"),
         ({"a": [0.5, 0.5]}, r"a must have shape \(3,\) to match its 3 points, got \(2,\)"),
         ({"b": [np.nan, 0.5, 0.5, 0.0]}, r"b must be finite"),
-        ({"max_iter": 0}, r"max_iter must be an integer >= 1, got 0"),
+        ({"max_iter": 0}, r"max_iter must be an integer in \[1, 9223372036854775807\], got 0"),
         ({"max_bytes": -1}, r"max_bytes must be a finite number > 0, got -1"),
         ({"max_bytes": 100}, r"needs about .* GiB.*Subsample the point clouds, use sliced_w"),
     ],

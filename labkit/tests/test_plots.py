@@ -20,10 +20,16 @@ def test_toy_samples_draws_the_given_points_one_panel_per_run():
     visible = [ax for ax in fig.axes if ax.axison]
     assert [ax.get_title() for ax in visible] == list(fakes)
     assert len(fig.axes) == 8  # two rows of four, three panels switched off
-    centres, drawn_real, drawn_fake = (c.get_offsets() for c in visible[2].collections)
-    np.testing.assert_allclose(centres, ring.centers.numpy(), rtol=1e-6)
-    np.testing.assert_allclose(drawn_real, real[:40].numpy(), rtol=1e-6)
-    np.testing.assert_allclose(drawn_fake, fakes["seed 2"][:40].numpy(), rtol=1e-6)
+    drawn = {c.get_label(): c for c in visible[2].collections}
+    np.testing.assert_allclose(drawn["centres"].get_offsets(), ring.centers.numpy(), rtol=1e-6)
+    np.testing.assert_allclose(drawn["real"].get_offsets(), real[:40].numpy(), rtol=1e-6)
+    np.testing.assert_allclose(drawn["generated"].get_offsets(), fakes["seed 2"][:40].numpy(),
+                               rtol=1e-6)
+    # the targets on top of the generated cloud, and axes that say what they are
+    order = [drawn[k].get_zorder() for k in ("generated", "real", "centres")]
+    assert order == sorted(order) and len(set(order)) == 3
+    assert (visible[4].get_xlabel(), visible[0].get_ylabel()) == ("x₁", "x₂")
+    assert fig.get_size_inches()[0] >= 4 * 4.4
 
 
 def test_toy_samples_rejects_bad_input():
@@ -54,6 +60,27 @@ def test_clip_explorer_view_draws_the_given_data():
     assert view._title.get_text() == "GP"
 
 
+def test_clip_explorer_view_labels_never_collide():
+    """The norm panel's tick labels stay clear of the histogram whatever the norms' scale (the
+    layout is computed once), +-c is only named under clipping, and a norm of 0 is not drawn."""
+    rng = np.random.default_rng(0)
+    real, fake = rng.normal(size=(20, 2)), rng.normal(size=(20, 2))
+    view = plots.ClipExplorerView(real, fake, -fake, (-3, 3, -3, 3), depth_max=6)
+    _, _, hist_ax, norm_ax = view.axes
+    for norms, clip in (([1e-28, 1e-20, 0.0], 0.001), ([3e4, 2e5], 1.0), ([0.5, 2.0], None)):
+        view.update(rng.normal(size=(10, 10)), rng.normal(size=(20, 2)),
+                    rng.uniform(-0.01, 0.01, 500), norms, clip, "setting")
+        view.png()
+        renderer = view.fig.canvas.get_renderer()
+        hist_right = hist_ax.get_tightbbox(renderer).x1
+        labels = [t for t in norm_ax.get_yticklabels() if t.get_visible() and t.get_text()]
+        assert len(labels) >= 2
+        assert min(t.get_window_extent(renderer).x0 for t in labels) > hist_right
+        assert hist_ax.get_title() == ("weights (dotted: ±c)" if clip else "weights")
+        drawn = view._norms.get_ydata()
+        assert np.array_equal(np.isnan(drawn), np.asarray(norms) == 0)
+
+
 def test_notebook02_figures_carry_their_data():
     grid = np.linspace(-1, 1, 50)
     fig = plots.trained_distances(grid, {"W": np.abs(grid), "JS": np.full(50, np.log(2))},
@@ -61,12 +88,33 @@ def test_notebook02_figures_carry_their_data():
     w_ax, js_ax = fig.axes
     assert any(list(line.get_ydata()) == [0.4] for line in w_ax.get_lines())
     assert any(list(line.get_ydata()) == [0.69] for line in js_ax.get_lines())
-    fig = plots.figure2(grid, {"p": np.exp(-grid**2)}, {"D": grid}, {"D": ([0, 10], [1.0, 1e-6])})
-    assert list(fig.axes[1].get_lines()[0].get_ydata()) == [1.0, 1e-6]
+    real, fake = np.exp(-(grid + 0.5) ** 2 / 0.01), np.exp(-(grid - 0.5) ** 2 / 0.01)
+    critics = {"clipped": 1e-4 * grid, "GP": -3 * grid}
+    fig = plots.figure2(grid, {"real density": real, "fake density": fake}, {"D": grid}, critics,
+                        {"D": ([0, 10], [1.0, 1e-6])})
+    d_ax, decay_ax, clip_ax, gp_ax = fig.axes
+    assert list(decay_ax.get_lines()[0].get_ydata()) == [1.0, 1e-6]
+    for ax, values in ((clip_ax, critics["clipped"]), (gp_ax, critics["GP"])):
+        np.testing.assert_array_equal(ax.get_lines()[0].get_ydata(), values)  # unscaled
+        assert ax.get_ylabel() == "f(x), unscaled"
+    assert d_ax.get_ylabel().startswith("D(x)")
     fig = plots.loss_tracks({"run": {"iteration": [1, 2], "estimate": [3, 4], "w1_exact": [5, 6]}})
     assert len(fig.axes) == 2  # the estimate and, on a twin axis, the exact W1
     with pytest.raises(ValueError, match="runs must hold"):
         plots.loss_tracks({})
+
+
+def test_gradient_agreement_draws_each_constraint_against_n_critic():
+    from types import SimpleNamespace
+
+    reports = {(w, n, c): SimpleNamespace(cosine=0.1 * n + w / 1000, ratio=10.0 ** (n - 3))
+               for w in (32, 128) for n in (1, 5) for c in ("clip", "GP")}
+    fig = plots.gradient_agreement(reports, (32, 128), (1, 5), ("clip", "GP"))
+    cos_32, cos_128, ratio_32, ratio_128 = fig.axes
+    line = cos_128.get_lines()[1]
+    assert line.get_label() == "GP" and list(line.get_ydata()) == [0.1 + 0.128, 0.5 + 0.128]
+    assert list(ratio_32.get_lines()[0].get_ydata()) == [1e-2, 1e2]
+    assert ratio_128.get_yscale() == "log" and cos_32.get_ylim() == (-0.02, 1.02)
 
 
 def test_layer_study_draws_norms_and_marks_the_clip_value():
@@ -77,6 +125,10 @@ def test_layer_study_draws_norms_and_marks_the_clip_value():
     fig = plots.layer_study(reports, {"clip 0.01": 0.01})
     norm_ax, clip_ax, gp_ax = fig.axes
     assert [list(line.get_ydata()) for line in norm_ax.get_lines()] == [[1e-4, 1e-2], [1.0, 2.0]]
+    fig = plots.layer_study({"clip": SimpleNamespace(layer_norms=[1e-4, 0.0, 0.0], weights=[0.0])},
+                            {"clip": 0.01})
+    (line,) = fig.axes[0].get_lines()
+    assert np.isnan(line.get_ydata()[1:]).all() and line.get_label() == "clip (0 from layer 2)"
     assert sorted(line.get_xdata()[0] for line in clip_ax.get_lines()) == [-0.01, 0.01]
     assert not gp_ax.get_lines()
 
@@ -91,25 +143,76 @@ def _snapshots(n: int) -> list[dict]:
              "critic": [None, *critic[1:].tolist()]} for k in range(n)]
 
 
-def test_training_snapshots_one_panel_per_method_and_checkpoint():
+def _grid():
+    return np.stack(np.meshgrid(np.linspace(-3, 3, 20), np.linspace(-3, 3, 20)), -1).reshape(-1, 2)
+
+
+def test_training_snapshots_one_panel_per_method_and_checkpoint_then_baselines():
     ring = toys.ring()
-    grid = np.stack(np.meshgrid(np.linspace(-3, 3, 20), np.linspace(-3, 3, 20)), -1).reshape(-1, 2)
-    runs = {"A": _snapshots(3), "B": _snapshots(3)}
-    fig = plots.training_snapshots(runs, ring.centers, grid)
-    assert len(fig.axes) == 6
-    assert [ax.get_title() for ax in fig.axes[:3]] == ["it 0", "it 100", "it 200"]
-    assert fig.axes[3].get_ylabel() == "B"
-    fig = plots.training_snapshots(runs, ring.centers, grid, columns=[2], transpose=True)
-    assert [ax.get_title() for ax in fig.axes] == ["A\nit 200", "B\nit 200"]
-    np.testing.assert_allclose(fig.axes[0].collections[-1].get_offsets(), [[0.2, 0], [0, 0.2]])
+    runs = {"A": _snapshots(3), "WGAN, clipping (paper: RMSprop 5e-5)": _snapshots(3)}
+    support = np.array([[2.0, 0.0], [0.0, 2.0], [-2.0, 0.0]])
+    fig = plots.training_snapshots(runs, ring.centers, _grid(),
+                                   baselines={"floor": support[:1], "support only": support})
+    assert len(fig.axes) == 9
+    assert [ax.get_title() for ax in fig.axes[:3]] == ["iteration 0", "iteration 100",
+                                                       "iteration 200"]
+    assert fig.axes[3].get_ylabel() == "WGAN, clipping\n(paper: RMSprop\n5e-5)"
+    assert [ax.get_title() for ax in fig.axes[6:8]] == ["baseline:\nfloor",
+                                                        "baseline:\nsupport only"]
+    np.testing.assert_allclose(fig.axes[7].collections[-1].get_offsets(), support)
+    assert not fig.axes[8].axison  # nothing left to draw there
+    fonts = [ax.title.get_fontsize() for ax in fig.axes[:8]]
+    assert min(fonts) >= 9
     with pytest.raises(ValueError, match="at least one method"):
-        plots.training_snapshots({}, ring.centers, grid)
+        plots.training_snapshots({}, ring.centers, _grid())
 
 
-def test_estimate_vs_exact_and_convergence_draw_the_given_points():
+def test_checkpoint_panels_wrap_methods_and_baselines_into_rows():
+    runs = {f"method {k}": _snapshots(3) for k in range(7)}
+    fig = plots.checkpoint_panels(runs, 2, toys.ring().centers, _grid(),
+                                  baselines={"floor": [[2.0, 0.0]], "support only": [[0, 2.0]]})
+    assert len(fig.axes) == 10 and fig.get_size_inches()[0] <= 10  # 5 a row, at most 1000 px
+    assert fig._suptitle.get_text() == "iteration 200"
+    assert [ax.get_title() for ax in fig.axes[:2]] == ["method 0", "method 1"]
+    assert fig.axes[8].get_title() == "baseline:\nsupport only"
+    np.testing.assert_allclose(fig.axes[0].collections[-1].get_offsets(), [[0.2, 0], [0, 0.2]])
+
+
+def test_estimate_vs_exact_draws_the_points_and_the_baselines():
     curves = {"w1_exact": [1.0, 0.5, None], "w_estimate": [0.2, 0.1, 0.05], "seed": [0, 0, 1]}
-    fig = plots.estimate_vs_exact({"WGAN": curves})
+    fig = plots.estimate_vs_exact({"WGAN": curves}, baselines={"floor": 0.15,
+                                                               "support only": 0.4})
     offsets = fig.axes[0].collections[0].get_offsets()
     np.testing.assert_allclose(offsets[:2], [[1.0, 0.2], [0.5, 0.1]])
-    fig = plots.convergence({"ring": {"GAN": ([0, 10], [2.0, 1.0])}})
-    np.testing.assert_allclose(fig.axes[0].lines[0].get_xydata(), [[0, 2.0], [10, 1.0]])
+    xs = sorted(line.get_xdata()[0] for line in fig.axes[0].lines[:2])
+    assert xs == [0.15, 0.4]
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["baseline: floor",
+                                                                  "baseline: support only"]
+
+
+def test_convergence_panels_show_seeds_mean_verdict_and_baselines():
+    runs = {"GAN": {"iterations": [0, 10, 20, 30], "values": [[2.0, 1.0, 1.5, 1.0],
+                                                              [2.0, 1.2, None, 1.2]],
+                    "verdict": "oscillating", "from_iteration": 22.5}}
+    fig = plots.convergence_panels(runs, baselines={"floor": 0.1})
+    ax = fig.axes[0]
+    assert ax.get_title() == "GAN\noscillating" and ax.get_yscale() == "log"
+    np.testing.assert_allclose(ax.lines[2].get_ydata(), [2.0, 1.1, 1.5, 1.1])  # mean, nan left out
+    assert ax.lines[3].get_ydata()[0] == 0.1  # the floor
+    assert ax.patches[0].get_x() == 22.5  # the shaded last quarter starts there
+
+
+def test_mean_curves_mean_and_range_over_seeds():
+    fig = plots.mean_curves({"ring": {"Adam": ([0, 10], [[0.5, -0.5], [0.1, -0.1]])}},
+                            ylabel="cosine", zero_line=True)
+    ax = fig.axes[0]
+    np.testing.assert_allclose(ax.lines[0].get_xydata(), [[0, 0.3], [10, -0.3]])
+    assert ax.lines[1].get_ydata()[0] == 0  # the zero line
+    assert fig.legends[0].get_texts()[0].get_text() == "Adam"
+
+
+def test_rank_tracking_one_marker_series_per_method():
+    fig = plots.rank_tracking({"A": ([0.1, 1.0], [0.0, 0.9]), "B": ([2.0], [0.5])})
+    ax = fig.axes[0]
+    np.testing.assert_allclose(ax.lines[0].get_xydata(), [[0.1, 0.0], [1.0, 0.9]])
+    assert ax.get_xscale() == "log" and ax.get_legend().get_texts()[1].get_text() == "B"

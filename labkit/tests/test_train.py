@@ -4,6 +4,7 @@ divergence handling and the paper-level claims on the 8-Gaussian ring."""
 import json
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -155,6 +156,23 @@ def test_resume_is_bit_exact(tmp_path, cfg):
     assert json.dumps(one_go.final_metrics()) == json.dumps(resumed.final_metrics())
 
 
+@pytest.mark.parametrize("n_seeds", [1, 3])
+def test_evaluation_schedule_never_changes_training(n_seeds):
+    """Evaluating often or rarely trains the same models: evaluation must not advance spectral
+    norm's power iteration (it did, through the critic's training-mode forward pass)."""
+    runs = []
+    for eval_every in (1, 1000):
+        trainer = Trainer(tiny(iters=6, constraint="sn", optimizer="adam", lr=1e-3,
+                               n_seeds=n_seeds, eval_every=eval_every, eval_samples=50),
+                          progress=False)
+        trainer.run()
+        runs.append(trainer)
+    for a, b in [(runs[0].generator, runs[1].generator), (runs[0].critic, runs[1].critic)]:
+        pa, pb = params(a), params(b)
+        assert pa.keys() == pb.keys() and all(torch.equal(pa[k], pb[k]) for k in pa)
+    assert len(runs[0].history.evals) == 7 * n_seeds  # it did evaluate at every iteration
+
+
 def test_resume_refuses_different_config(tmp_path):
     path = tmp_path / "ckpt.pt"
     Trainer(tiny(iters=2, checkpoint=str(path)), progress=False).run()
@@ -221,6 +239,55 @@ def test_large_learning_rate_diverges_cleanly():
         t.run()
 
 
+def test_ctrl_c_during_an_evaluation_saves_the_iteration_reached(tmp_path):
+    import os
+    import signal
+
+    def ctrl_c(event, trainer):  # a real SIGINT while iteration 10 is being evaluated
+        if event == "eval" and trainer.iteration == 10:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    path = tmp_path / "c.pt"
+    t = Trainer(tiny(iters=40, checkpoint=str(path), checkpoint_every=8, eval_every=5),
+                callbacks=[ctrl_c], progress=False)
+    t.run()
+    assert t.interrupted and t.iteration == 10
+    assert checkpoint.load(path)["iteration"] == 10  # not 8, the last periodic checkpoint
+
+
+class _Counter:
+    """A callback with a state, which checkpoints keep."""
+
+    def __init__(self):
+        self.evals = 0
+
+    def __call__(self, event, trainer):
+        self.evals += event == "eval"
+
+    def state_dict(self):
+        return {"evals": self.evals}
+
+    def load_state_dict(self, state):
+        self.evals = state["evals"]
+
+
+def test_callback_state_survives_a_resume(tmp_path):
+    path = tmp_path / "c.pt"
+    first = _Counter()
+    Trainer(tiny(iters=10, checkpoint=str(path), eval_every=5), callbacks=[first],
+            progress=False).run()
+    assert first.evals == 3 and checkpoint.load(path)["callbacks"] == [{"evals": 3}]
+    second = _Counter()
+    t = Trainer.resume(path, tiny(iters=20, checkpoint=str(path), eval_every=5),
+                       callbacks=[lambda e, tr: None, second], progress=False)
+    assert second.evals == 3  # restored, then counts on
+    t.run()
+    assert second.evals == 5
+    with pytest.raises(ValueError, match=r"state of 1 callback\(s\), this trainer has 2"):
+        Trainer.resume(path, tiny(iters=30, checkpoint=str(path), eval_every=5),
+                       callbacks=[_Counter(), _Counter()], progress=False)
+
+
 def test_callbacks_see_every_event(tmp_path):
     events = []
     t = Trainer(
@@ -252,3 +319,18 @@ def test_history_columns_and_eval_rows():
     (final,) = t.final_metrics()
     fresh = t.evaluate()[0]
     assert json.dumps({k: final[k] for k in fresh}) == json.dumps(fresh)
+
+
+def test_progress_bar_shows_the_running_w_estimate_between_evaluations(capsys):
+    """With no evaluation after iteration 0 (iters < eval_every), the bar still ends with the
+    median of the first seed's step estimates over the last 100 iterations (it read nan)."""
+    config = TrainConfig(iters=130, eval_every=1000, eval_samples=50, hidden=8, n_seeds=2,
+                         constraint="gp", optimizer="adam", lr=1e-3)  # estimates of order 1
+    history = Trainer(config).run().as_dict()
+    last_line = capsys.readouterr().err.strip().split("\r")[-1]
+    first_seed = [w for it, s, w in zip(history["iteration"], history["seed"],
+                                        history["w_estimate"], strict=True)
+                  if s == config.seed and it > 30]
+    assert len(first_seed) == 100
+    assert f"W_est={np.median(first_seed):.4g}" in last_line, last_line
+    assert "nan" not in last_line and abs(np.median(first_seed)) > 1e-3

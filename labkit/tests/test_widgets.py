@@ -303,7 +303,8 @@ def test_snapshot_slider_redraws_on_move_and_checks_lengths():
     grid = np.stack(np.meshgrid(axis, axis), -1).reshape(-1, 2)
     snaps = [{"iteration": k, "samples": [[0.0, float(k)]], "critic": [float(k)] * 400}
              for k in range(3)]
-    box = widgets.snapshot_slider({"A": snaps, "B": snaps}, toys.ring().centers, grid)
+    box = widgets.snapshot_slider({"A": snaps, "B": snaps}, toys.ring().centers, grid,
+                                  baselines={"floor": [[2.0, 0.0]]})
     slider, image = box.children
     assert (slider.min, slider.max, slider.value) == (0, 2, 2)
     before = image.value
@@ -311,3 +312,38 @@ def test_snapshot_slider_redraws_on_move_and_checks_lengths():
     assert image.value != before and image.value[:4] == b"\x89PNG"
     with pytest.raises(ValueError, match="one non-zero length"):
         widgets.snapshot_slider({"A": snaps, "B": snaps[:1]}, toys.ring().centers, grid)
+
+
+# --------------------------------------------------------------------------- first contact
+
+
+def test_explorer_controls_line_up_and_theta_is_wide():
+    """Every control of both explorers has one description column and one width, and the theta
+    slider's track leaves each of its 201 steps at least 2 px (ipywidgets' default slider has
+    about 124 px of track; the browser test measures the real track)."""
+    theta_box = widgets.theta_explorer()
+    clip_box = widgets.clip_explorer(model=widgets.ClipExplorerModel(n=16, hidden=4, iters=1,
+                                                                     grid=4))
+    sliders = [*theta_box.children[:2], *clip_box.children[:3]]
+    assert {c.style.description_width for c in [*sliders, clip_box.children[3]]} == {"80px"}
+    assert {c.layout.width for c in sliders} == {widgets.CONTROL_WIDTH}
+    assert "widget-inline-hbox" in clip_box.children[3]._dom_classes  # label beside the buttons
+    track = int(widgets.CONTROL_WIDTH.removesuffix("px")) - 80 - 64  # less label and readout
+    theta = theta_box.children[0]
+    assert track / round((theta.max - theta.min) / theta.step) >= 2
+
+
+def test_c_slider_is_disabled_without_clipping(small_model):
+    box = widgets.clip_explorer(model=small_model)
+    c, _, _, constraint, *_ = clip_parts(box)
+    assert not c.disabled
+    for name, disabled in (("gp", True), ("sn", True), ("clip", False)):
+        constraint.value = name
+        assert c.disabled is disabled
+
+
+def test_clip_readout_never_prints_minus_zero():
+    html = widgets.clip_readout_html({"estimate": -0.0, "w1_exact": 1.0, "ratio": -0.0,
+                                      "cosine": 0.5})
+    cells = parse(html)[1]
+    assert cells["estimate"] == cells["ratio"] == "0"
