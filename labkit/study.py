@@ -812,7 +812,6 @@ def _train_and_score(study: StudyConfig, method: str, target: str, checkpoint: P
                      recorder: _Recorder, progress: bool) -> dict:
     from labkit.train import DivergenceError, Trainer
 
-    started = time.perf_counter()
     config = study.train_config(method, target, None if checkpoint is None else str(checkpoint))
     if checkpoint is not None and checkpoint.exists():
         try:
@@ -829,6 +828,7 @@ def _train_and_score(study: StudyConfig, method: str, target: str, checkpoint: P
         diverged = str(err)
     if trainer.interrupted:
         raise PairInterrupted(f"{method}/{target}", trainer.iteration)
+    trained = time.perf_counter()  # trainer.elapsed holds the training so far, over resumes
     real, z = _final_points(trainer, study.eval_samples)
     with torch.no_grad():
         fake = trainer.generator(z if trainer.ensemble else z[0])
@@ -838,7 +838,7 @@ def _train_and_score(study: StudyConfig, method: str, target: str, checkpoint: P
                 else _estimate(config.loss, critic, real[0], fake[0]))
     final = [{"seed": seed, **sample_metrics(fake[s], real[s], trainer.target),
               "w_estimate": float(estimate[s])} for s, seed in enumerate(trainer.seeds)]
-    run = {"seconds": trainer.elapsed + time.perf_counter() - started, "diverged": diverged,
+    run = {"seconds": trainer.elapsed + time.perf_counter() - trained, "diverged": diverged,
            "iterations": trainer.iteration, "final": final,
            "curves": _curves(trainer.history.evals, recorder.extra),
            "snapshots": recorder.snapshots}
