@@ -562,7 +562,7 @@ def summary_table(data: dict) -> list[dict[str, Any]]:
                "levelled": sum(all(ok for _, ok in r["levelled"].values()) for r in runs),
                "diverged": sum(r["diverged"] is not None for r in runs)}
         for field in TABLE_FIELDS:
-            row[field] = mean_se([_nan(r["final"].get(field)) for r in runs])
+            row[field] = mean_se(_measured(r["final"].get(field) for r in runs))
         rows.append(row)
     for name in ("real", "mean+noise", "one class"):
         base = data["baselines"][name]
@@ -573,6 +573,11 @@ def summary_table(data: dict) -> list[dict[str, Any]]:
 
 def _nan(value: float | None) -> float:
     return math.nan if value is None else float(value)
+
+
+def _measured(values) -> list[float]:
+    """The values that were measured: None (no samples) and nan left out, as mean_se asks."""
+    return [float(v) for v in values if v is not None and math.isfinite(float(v))]
 
 
 def table_lines(data: dict) -> list[str]:
@@ -709,7 +714,7 @@ def _share(states: list[str], *wanted: str) -> float:
 
 def _describe(data: dict, arm: str) -> str:
     runs = [r for r in data["runs"].values() if r["arm"] == arm]
-    cells = {f: format_cell(mean_se([_nan(r["final"].get(f)) for r in runs]), d)
+    cells = {f: format_cell(mean_se(_measured(r["final"].get(f) for r in runs)), d)
              for f, d in (("confident", 2), ("classes", 1), ("class_kl", 2), ("swd", 0))}
     states = ", ".join(run_state(r) for r in runs)
     return (f"{ARMS[arm].label}: confident {cells['confident']}, classes {cells['classes']}, "
@@ -737,7 +742,7 @@ def verdicts(data: dict) -> dict[str, dict[str, Any]]:
 
     def track_line(arm: str) -> tuple[float, str]:
         rho = [tracking(r) for r in data["runs"].values() if r["arm"] == arm]
-        mean, se, n = mean_se(rho)
+        mean, se, n = mean_se(_measured(rho))
         return mean, f"{ARMS[arm].label}: Spearman(estimate, SWD) {format_cell((mean, se, n))}"
 
     arms = ("wgan/mlp", "wgan/dcgan")
@@ -751,7 +756,7 @@ def verdicts(data: dict) -> dict[str, dict[str, Any]]:
     arm = "wgan-mlp-critic/mlp"
     if have(arm):
         runs = [r for r in data["runs"].values() if r["arm"] == arm]
-        flat = mean_se([flatness(r) for r in runs])
+        flat = mean_se(_measured(flatness(r) for r in runs))
         failed = _share(_states(data, arm), "no samples", "collapsed")
         out["Figure 3, bottom"] = {
             "claim": "with an MLP critic and generator at a high learning rate training fails "
