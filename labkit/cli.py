@@ -11,6 +11,8 @@ failed (a full disk), 130 Ctrl-C.
 ``lsun train`` trains the paper's DCGAN critic against a chosen generator on that cache through
 the same loop, data-parallel under ``torchrun``, and writes ``config.json``, ``history.csv``,
 ``metrics.json``, ``w_estimate.png``, ``samples/*.png`` and ``checkpoint.pt``.
+``digits export`` writes scikit-learn's real handwritten digits as a folder of PNGs for
+``lsun prepare``; ``digits experiment`` runs notebook 04's experiment on them (Figures 3 to 7).
 ``study`` runs (or continues) the mode-collapse study of notebook 03 into one results file
 (:mod:`labkit.study`); Ctrl-C prints what is kept and the command that continues (exit 130).
 ``notebook run|static|check`` executes notebooks and commits them with static views of their
@@ -682,15 +684,11 @@ def _cmd_study(args: argparse.Namespace) -> int:
     from labkit._checks import BadValue
 
     quick = args.quick or labkit.quick_mode()
-    values = dict(study.DIAGNOSTICS) if args.diagnostics else {}
+    base = dict(study.DIAGNOSTICS) if args.diagnostics else {}
     if quick:
-        values.update(study.QUICK_DIAGNOSTICS if args.diagnostics else study.QUICK)
-    for field in dataclasses.fields(study.StudyConfig):
-        given = getattr(args, field.name, None)
-        if given is not None:
-            values[field.name] = tuple(given) if isinstance(given, list) else given
+        base.update(study.QUICK_DIAGNOSTICS if args.diagnostics else study.QUICK)
     try:
-        config = study.StudyConfig(**values)
+        config = study.StudyConfig(**_fields_given(args, study.StudyConfig, base))
     except BadValue as err:  # name the option, not the field
         raise ValueError(err.render("--" + err.name.replace("_", "-"))) from None
     out = rundir.check_file(args.out or (DIAGNOSTICS_OUT if args.diagnostics else STUDY_OUT),
@@ -735,16 +733,116 @@ def _add_study_parser(sub) -> None:
     p.add_argument("--jobs", type=_at_least_one, default=min(2, os.cpu_count() or 1),
                    help="runs trained at once, one process each (default: 2, or 1 on one "
                         "core; each uses --threads threads)")
-    defaults = study.StudyConfig()
-    for field in dataclasses.fields(study.StudyConfig):
+    _add_fields_as_options(p, study.StudyConfig)
+    p.set_defaults(func=_cmd_study)
+
+
+def _add_fields_as_options(parser: argparse.ArgumentParser, cls: type) -> None:
+    """One option per field of the dataclass ``cls`` (a study's or an experiment's config),
+    defaulting to "not given"; tuples take several values, bools --x / --no-x."""
+    defaults = cls()
+    for field in dataclasses.fields(cls):
         default = getattr(defaults, field.name)
         flag = "--" + field.name.replace("_", "-")
-        if isinstance(default, tuple):
-            p.add_argument(flag, nargs="+", default=None, metavar=field.name[:-1].upper(),
-                           help=f"default: {' '.join(default)}")
+        if isinstance(default, bool):
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None,
+                                help=f"default {default}")
+        elif isinstance(default, tuple):
+            parser.add_argument(flag, nargs="+", default=None, metavar=field.name[:-1].upper(),
+                                type=type(default[0]) if default else str,
+                                help=f"default: {' '.join(map(str, default))}")
         else:
-            p.add_argument(flag, type=int, default=None, help=f"default {default}")
-    p.set_defaults(func=_cmd_study)
+            parser.add_argument(flag, type=type(default), default=None,
+                                help=f"default {default}")
+
+
+def _fields_given(args: argparse.Namespace, cls: type, base: dict[str, Any]) -> dict[str, Any]:
+    """``base`` updated with the fields of the dataclass ``cls`` given on the command line."""
+    values = dict(base)
+    for field in dataclasses.fields(cls):
+        given = getattr(args, field.name, None)
+        if given is not None:
+            values[field.name] = tuple(given) if isinstance(given, list) else given
+    return values
+
+
+# ------------------------------------------------------------------------------------ digits
+def _cmd_digits_export(args: argparse.Namespace) -> int:
+    from labkit import digits, rundir
+
+    out = rundir.check(args.out, "--out")
+    digits.export(out, progress=not args.quiet)
+    print(f"wrote {len(digits.export_labels())} digits as PNG into {out} (the last "
+          f"{digits.HOLDOUT} are held out; labels in {out / digits.LABELS_FILE}); next: "
+          f"python -m labkit lsun prepare --src {out} --out CACHE --size 16")
+    return 0
+
+
+def _cmd_digits_experiment(args: argparse.Namespace) -> int:
+    import labkit
+    from labkit import digits_experiment as dx
+    from labkit import rundir
+
+    rundir.check_file(args.out, "--out")
+    rundir.check(args.work, "--work")
+    rundir.check(args.grids, "--grids")
+    quick = args.quick or labkit.quick_mode()
+    config = dx.ExperimentConfig(**_fields_given(args, dx.ExperimentConfig,
+                                                 dx.QUICK if quick else {}))
+    started = time.perf_counter()
+    try:
+        data = dx.run_experiment(config, args.out, args.work, args.grids, jobs=args.jobs,
+                                 progress=not args.quiet and args.jobs == 1)
+    except KeyboardInterrupt:
+        print(f"interrupted; finished runs are kept in {args.out}, the runs in progress saved "
+              f"checkpoints under {args.work}; run the same command again to continue",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
+    print("\n".join(dx.table_lines(data)))
+    print(f"wrote {args.out} ({len(data['runs'])} runs; this call "
+          f"{time.perf_counter() - started:.0f} s, all calls {data['wall_seconds']:.0f} s); "
+          f"grids in {args.grids}; checkpoints in {args.work} (delete it when done)")
+    return 0
+
+
+def _add_digits_parser(sub) -> None:
+    from labkit import digits_experiment as dx
+
+    p = sub.add_parser("digits", help="real handwritten digits: export them for lsun prepare, "
+                                      "run notebook 04's experiment",
+                       description="scikit-learn's 1,797 real digits through the LSUN data "
+                                   "path, and the paper's Figures 3 to 7 on them.")
+    group = p.add_subparsers(required=True, parser_class=_Parser)
+    p_export = group.add_parser("export", help="write the digits as PNG files for lsun prepare",
+                                description="Write the 1,797 digits as 8 x 8 greyscale PNGs "
+                                            "(grey = round(v * 255 / 16)) and labels.csv into "
+                                            "OUT, the 300 held-out digits last.")
+    p_export.add_argument("--out", required=True, help="folder to create")
+    p_export.add_argument("--quiet", action="store_true", help="no progress bar")
+    p_export.set_defaults(func=_cmd_digits_export)
+
+    p_exp = group.add_parser(
+        "experiment", help="WGAN against GAN with four generators on the digits (notebook 04)",
+        description="Train every arm (WGAN, GAN) x (dcgan, dcgan-nobn, dcgan-const, mlp) and "
+                    "the MLP pair at a high learning rate, for several seeds, on the digits "
+                    "cache, and write the results file and sample grids. Rerunning with the "
+                    "same --out resumes: finished runs are kept, an unfinished one continues "
+                    "from its checkpoint in --work.")
+    p_exp.add_argument("--out", default="data/digits_experiment.json",
+                       help="results file (default data/digits_experiment.json)")
+    p_exp.add_argument("--grids", default="data/digits",
+                       help="folder of the sample grids (default data/digits)")
+    p_exp.add_argument("--work", default="runs/digits",
+                       help="folder of the digits cache and of the runs' checkpoints (default "
+                            "runs/digits)")
+    p_exp.add_argument("--jobs", type=_at_least_one, default=1,
+                       help="runs trained at once, one process each (default 1; on two cores: "
+                            "--jobs 2)")
+    p_exp.add_argument("--quick", action="store_true",
+                       help="smoke-run sizes (also set by LABKIT_QUICK=1)")
+    p_exp.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_fields_as_options(p_exp, dx.ExperimentConfig)
+    p_exp.set_defaults(func=_cmd_digits_experiment)
 
 
 # ------------------------------------------------------------------------------------- notebook
@@ -834,6 +932,7 @@ def build_parser() -> argparse.ArgumentParser:
     p_toy.set_defaults(func=_cmd_toy)
     _add_lsun_train(_add_lsun_commands(sub))
     _add_study_parser(sub)
+    _add_digits_parser(sub)
     _add_notebook_parser(sub)
     parser.set_defaults(commands=", ".join(sub.choices))
     return parser

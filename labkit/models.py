@@ -503,6 +503,11 @@ class DCGANGenerator(nn.Module):
     and ConvT(ngf, nc, 4, 2, 1) + Tanh; every hidden layer is [BatchNorm +] ReLU, no conv bias.
     Initialised with :func:`init_dcgan_weights_` (martinarjovsky/WassersteinGAN, models/dcgan.py).
 
+    ``constant_width=True`` gives every hidden layer ``ngf`` channels instead of halving them
+    (C = ngf): with ``batchnorm=False`` this is the generator of the paper's Figure 6, "without
+    batch normalization and with a constant number of filters at every layer" (Section 4.3),
+    which the authors' ``DCGAN_G_nobn`` (halving, as DCGAN) is not.
+
     Parameters
     ----------
     isize : int
@@ -515,6 +520,8 @@ class DCGANGenerator(nn.Module):
     n_extra_layers : int, default 0
     batchnorm : bool, default True
         False removes every BatchNorm (the authors' ``--noBN``, generator only).
+    constant_width : bool, default False
+        True keeps ``ngf`` channels in every hidden layer (the paper's Figure 6 generator).
     generator : torch.Generator, optional
         Source of the initial weights (global RNG if None).
 
@@ -531,6 +538,7 @@ class DCGANGenerator(nn.Module):
         ngf: int = 64,
         n_extra_layers: int = 0,
         batchnorm: bool = True,
+        constant_width: bool = False,
         generator: torch.Generator | None = None,
     ) -> None:
         super().__init__()
@@ -539,19 +547,20 @@ class DCGANGenerator(nn.Module):
         _checks.integer("nc", nc, minimum=1)
         _checks.integer("ngf", ngf, minimum=2)
         _checks.integer("n_extra_layers", n_extra_layers, minimum=0)
-        channels = ngf // 2 * isize // 4
+        shrink = 1 if _checks.boolean("constant_width", constant_width) else 2
+        channels = ngf if constant_width else ngf // 2 * isize // 4
         layers = _block(
             _conv(nn.ConvTranspose2d, nz, channels, 4, 1, 0), channels, batchnorm, nn.ReLU()
         )
         size = 4
         while size < isize // 2:
             layers += _block(
-                _conv(nn.ConvTranspose2d, channels, channels // 2, 4, 2, 1),
-                channels // 2,
+                _conv(nn.ConvTranspose2d, channels, channels // shrink, 4, 2, 1),
+                channels // shrink,
                 batchnorm,
                 nn.ReLU(),
             )
-            channels, size = channels // 2, size * 2
+            channels, size = channels // shrink, size * 2
         for _ in range(n_extra_layers):
             layers += _block(
                 _conv(nn.Conv2d, channels, channels, 3, 1, 1), channels, batchnorm, nn.ReLU()

@@ -16,18 +16,20 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import PIL.Image
-import scipy.ndimage
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator, NullFormatter, ScalarFormatter
 
 from labkit import _checks, rundir
+from labkit.metrics import median_filter
 
 __all__ = [
     "BASELINE_STYLES",
     "checkpoint_panels",
     "ClipExplorerView",
     "convergence_panels",
+    "curve_table",
+    "grid_table",
     "estimate_vs_exact",
     "mean_curves",
     "rank_tracking",
@@ -1174,20 +1176,6 @@ def sample_grids(grids: Mapping[str, object], *, title: str, nrow: int = 8) -> F
     return fig
 
 
-def median_filter(values, width: int = 101) -> np.ndarray:
-    """Running median over ``width`` points (odd), the edges padded with the nearest value.
-
-    The paper smooths its W curves this way (width 101; Figures 3 and 4).
-
-    >>> median_filter([0, 0, 9, 0, 0], 3).tolist()
-    [0.0, 0.0, 0.0, 0.0, 0.0]
-    """
-    if isinstance(width, bool) or not isinstance(width, int) or width < 1 or width % 2 == 0:
-        raise ValueError(f"width={width!r} is not allowed; it must be an odd integer >= 1")
-    return scipy.ndimage.median_filter(np.asarray(values, dtype=float), size=width,
-                                       mode="nearest")
-
-
 def w_estimate_curves(curves: Mapping[str, tuple], *, width: int = 101,
                       title: str | None = None, swd: Mapping[str, tuple] | None = None) -> Figure:
     """The critic's W estimate against generator iterations, as the paper's Figures 3 and 4.
@@ -1224,5 +1212,108 @@ def w_estimate_curves(curves: Mapping[str, tuple], *, width: int = 101,
     axes[-1, 0].set_xlabel("generator iterations")
     if title:
         fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def grid_table(columns: Mapping[str, Sequence], rows: Sequence[str], *, title: str,
+               scale: float = 2.0) -> Figure:
+    """Sample grids in a table: one column per key of ``columns`` (the paper's figures put WGAN
+    left and the standard GAN right), one row per entry of ``rows`` (e.g. seeds).
+
+    Parameters
+    ----------
+    columns : mapping of column title -> sequence of one image per row
+        Each image is a picture (H, W, 3) uint8, as read from a grid PNG, or a batch
+        (N, 3, S, S) in [-1, 1], tiled by :func:`image_grid`; None leaves the cell empty.
+    rows : sequence of str
+        Row titles, written on the left.
+    title : str
+        Say which data and which device produced the images.
+    scale : float
+        Screen pixels per image pixel at the figure's dpi (2: a 16 x 16 digit shows as 32 x 32).
+    """
+    if not columns or not rows:
+        raise ValueError("columns and rows must each hold at least one entry")
+    for name, images in columns.items():
+        if len(images) != len(rows):
+            raise ValueError(f"column {name!r} has {len(images)} images for {len(rows)} rows")
+    pictures = [[None if im is None else
+                 image_grid(im) if hasattr(im, "detach") or np.ndim(im) == 4 else np.asarray(im)
+                 for im in images] for images in columns.values()]
+    shapes = [p.shape for column in pictures for p in column if p is not None]
+    height, width = (max(s[0] for s in shapes), max(s[1] for s in shapes)) if shapes else (1, 1)
+    inches = scale / plt.rcParams["figure.dpi"]
+    fig, axes = plt.subplots(len(rows), len(columns), squeeze=False,
+                             figsize=(len(columns) * width * inches + 0.6,
+                                      len(rows) * height * inches + 0.3 * len(rows) + 0.6))
+    for j, (name, column) in enumerate(zip(columns, pictures, strict=True)):
+        for i, picture in enumerate(column):
+            ax = axes[i, j]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            for spine in ax.spines.values():
+                spine.set_visible(False)
+            if picture is not None:
+                ax.imshow(picture, interpolation="nearest")
+            if i == 0:
+                ax.set_title(name, fontsize=9)
+            if j == 0:
+                ax.set_ylabel(rows[i], fontsize=9)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def curve_table(cells: Mapping[str, Mapping[str, Mapping[str, tuple]]], rows: Mapping[str, str],
+                *, title: str, styles: Mapping[str, Mapping] | None = None,
+                log_rows: Sequence[str] = (), width: float = 10.0) -> Figure:
+    """Training curves in a table of panels sharing the iteration axis per column.
+
+    Parameters
+    ----------
+    cells : mapping of column title -> {row key -> {line label -> (x, y) or (x, y, raw)}}
+        A third array ``raw`` is drawn faint under ``y`` in the same colour (the unfiltered
+        estimate under its median, as the paper's Figures 3 and 4); the panel's y range is
+        then the filtered lines' (with a margin), so that the raw spikes do not squash them.
+        A row missing from a column leaves its panel empty.
+    rows : mapping of row key -> y-axis label, in display order
+    title : str
+        Say which data and which device produced the curves.
+    styles : mapping of line label -> matplotlib keyword arguments (colour, line style, ...)
+    log_rows : row keys drawn on a log scale
+    width : figure width in inches (the height follows the number of rows)
+    """
+    if not cells or not rows:
+        raise ValueError("cells and rows must each hold at least one entry")
+    styles = styles or {}
+    fig, axes = plt.subplots(len(rows), len(cells), squeeze=False, sharex="col",
+                             figsize=(width, 2.3 * len(rows) + 0.8))
+    for j, (column, panels) in enumerate(cells.items()):
+        for i, (row, ylabel) in enumerate(rows.items()):
+            ax = axes[i, j]
+            main = []
+            for k, (label, line) in enumerate(panels.get(row, {}).items()):
+                style = {"color": f"C{k}", "lw": 1.2, **styles.get(label, {})}
+                if len(line) == 3:
+                    ax.plot(line[0], line[2], color=style["color"], alpha=0.15, lw=0.5)
+                main += [v for v in line[1] if v is not None and np.isfinite(v)]
+                ax.plot(line[0], line[1], label=label, **style)
+            if main and any(len(line) == 3 for line in panels.get(row, {}).values()):
+                low, high = min(main), max(main)  # the raw values' spikes may leave the frame
+                pad = 0.1 * (high - low) or 0.1 * abs(high) or 1.0
+                ax.set_ylim(low - pad, high + pad)
+            if row in log_rows:
+                _log_axis(ax)
+            if i == 0:
+                ax.set_title(column, fontsize=9)
+            if j == 0:
+                ax.set_ylabel(ylabel, fontsize=8)
+            if i == len(rows) - 1:
+                ax.set_xlabel("generator iterations", fontsize=8)
+            ax.tick_params(labelsize=7)
+            if i == 0 and ax.lines:
+                ax.legend(fontsize=7)
+    fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     return fig

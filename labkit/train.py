@@ -58,10 +58,12 @@ OPTIMIZERS = ("rmsprop", "adam", "sgd")
 CONSTRAINTS = ("clip", "gp", "sn", "none")
 #: ``target`` values: the toy targets, or ``"images"`` (a uint8 cache at ``data``).
 TARGETS = (*toys.TARGETS, "images")
-#: Generators of image runs (paper, Figures 5 to 7); toys always use the MLP.
-GENERATORS = ("dcgan", "dcgan-nobn", "mlp")
+#: Generators of image runs (paper, Figures 5 to 7); toys always use the MLP. ``dcgan-nobn`` is
+#: the authors' ``DCGAN_G_nobn`` (DCGAN's halving widths), ``dcgan-const`` the paper's Figure 6
+#: generator (no BatchNorm, ``ngf`` filters in every layer).
+GENERATORS = ("dcgan", "dcgan-nobn", "dcgan-const", "mlp")
 #: Fields that only image runs read.
-IMAGE_FIELDS = ("data", "image_size", "generator", "ngf", "ndf", "critic_batchnorm")
+IMAGE_FIELDS = ("data", "image_size", "generator", "ngf", "ndf", "critic_batchnorm", "mlp_critic")
 
 #: Most seeds one ensemble run may train together.
 MAX_SEEDS = 256
@@ -92,9 +94,12 @@ class TrainConfig:
     sets torch's CPU threads for the run; 0 lets :func:`choose_threads` pick by model size.
 
     Image runs (``target="images"``) read the uint8 cache folder ``data`` of ``image_size``
-    pixels, train the DCGAN critic (``ndf``, with BatchNorm unless ``critic_batchnorm=False``)
-    against ``generator``: ``"dcgan"`` (``ngf``), ``"dcgan-nobn"`` (the authors' ``--noBN``) or
-    ``"mlp"`` (``depth`` ReLU layers of ``hidden``, the authors' ``--mlp_G --ngf 512``). The last
+    pixels, train the DCGAN critic (``ndf``, with BatchNorm unless ``critic_batchnorm=False``;
+    with ``mlp_critic=True`` the authors' ``--mlp_D`` instead: ``depth`` ReLU layers of
+    ``hidden``, the paper's Figure 3, lower half) against ``generator``: ``"dcgan"`` (``ngf``),
+    ``"dcgan-nobn"`` (the authors' ``--noBN``), ``"dcgan-const"`` (no BatchNorm and ``ngf``
+    filters in every layer, the paper's Figure 6) or ``"mlp"`` (``depth`` ReLU layers of
+    ``hidden``, the authors' ``--mlp_G --ngf 512``). The last
     ``eval_samples`` images of the cache are held out: each evaluation computes the sliced
     Wasserstein distance between them and as many generated images, and a 64-image grid from
     fixed noise. :func:`image_config` fills in the authors' settings.
@@ -135,6 +140,7 @@ class TrainConfig:
     ngf: int = 64
     ndf: int = 64
     critic_batchnorm: bool = True
+    mlp_critic: bool = False
     fast: bool | None = None
 
     def __post_init__(self) -> None:
@@ -171,7 +177,7 @@ class TrainConfig:
                 " (each seed is a whole model with its own optimizer state, evaluated on its own: "
                 "memory and time grow with the count); split the seeds over several runs")
         self.ngf = _checks.integer("ngf", self.ngf, minimum=2)
-        for name in ("critic_warmup", "critic_batchnorm"):
+        for name in ("critic_warmup", "critic_batchnorm", "mlp_critic"):
             setattr(self, name, _checks.boolean(name, getattr(self, name)))
         self.device = _checks.device("device", self.device)
         if self.checkpoint is not None and not isinstance(self.checkpoint, str | Path):
@@ -412,20 +418,26 @@ def build_toy_models(config: TrainConfig) -> tuple[nn.Module, nn.Module]:
 
 
 def build_image_models(config: TrainConfig) -> tuple[nn.Module, nn.Module]:
-    """The generator named by ``config.generator`` and the DCGAN critic, for 3-channel images.
+    """The generator named by ``config.generator`` and the DCGAN critic (or, with
+    ``mlp_critic``, the MLP critic), for 3-channel images.
 
     Both draw their initial weights (the authors' N(0, 0.02) for convolutions, PyTorch's default
-    for the MLP) from the run's weight stream, generator first.
+    for the MLPs) from the run's weight stream, generator first.
     """
     rng = torch.Generator().manual_seed(member_seeds(config.seed)[0])
-    size = config.image_size
+    shape = (3, config.image_size, config.image_size)
     if config.generator == "mlp":
-        generator = MLPGenerator(config.nz, (3, size, size), config.hidden, config.depth,
-                                 generator=rng)
+        generator = MLPGenerator(config.nz, shape, config.hidden, config.depth, generator=rng)
     else:
-        generator = DCGANGenerator(size, config.nz, 3, config.ngf,
-                                   batchnorm=config.generator == "dcgan", generator=rng)
-    critic = DCGANCritic(size, 3, config.ndf, batchnorm=config.critic_batchnorm, generator=rng)
+        generator = DCGANGenerator(config.image_size, config.nz, 3, config.ngf,
+                                   batchnorm=config.generator == "dcgan",
+                                   constant_width=config.generator == "dcgan-const",
+                                   generator=rng)
+    if config.mlp_critic:
+        critic = MLPCritic(shape, config.hidden, config.depth, generator=rng)
+    else:
+        critic = DCGANCritic(config.image_size, 3, config.ndf, batchnorm=config.critic_batchnorm,
+                             generator=rng)
     return generator, critic
 
 
@@ -767,8 +779,10 @@ class Trainer:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore a :meth:`state_dict`; a differing config (``iters`` and checkpoint fields
-        aside) raises ``ValueError`` naming the fields."""
-        diffs = checkpoint.config_differences(state["config"], self.config.to_dict(),
+        aside) raises ``ValueError`` naming the fields. A field the checkpoint lacks (one added
+        to :class:`TrainConfig` after it was saved) counts as its default."""
+        saved = {**TrainConfig().to_dict(), **state["config"]}
+        diffs = checkpoint.config_differences(saved, self.config.to_dict(),
                                               ignore=RESUMABLE_FIELDS)
         if diffs:
             raise ValueError("checkpoint was made with a different config: " + "; ".join(diffs))

@@ -10,7 +10,6 @@ import time
 import pytest
 
 from labkit import checkpoint
-from labkit.cli import main
 from labkit.datasets import synthetic_images
 from labkit.images import save_cache
 
@@ -22,23 +21,6 @@ TINY = ["--image-size", "16", "--ngf", "4", "--ndf", "4", "--batch-size", "8", "
 def cache(tmp_path_factory):
     return save_cache(synthetic_images(64, 16, seed=3), tmp_path_factory.mktemp("cli-cache"),
                       "synthetic_images(64, 16, seed=3)")
-
-
-@pytest.fixture
-def cli(capsys):
-    """``python -m labkit ARGS`` in-process: returns (status, stdout, stderr)."""
-
-    def run(*args, check=True):
-        try:
-            status = main([str(a) for a in args])
-        except SystemExit as stop:
-            status = stop.code
-        captured = capsys.readouterr()
-        if check:
-            assert status == 0, captured.err
-        return status, captured.out, captured.err
-
-    return run
 
 
 def test_train_writes_everything_and_resume_equals_one_go(cache, tmp_path, cli):
@@ -92,7 +74,7 @@ def test_epochs_set_the_iterations(cache, tmp_path, cli):
      "error: image_size=32 does not match the cache at '{cache}', made at size 16; use size 16 "
      "or prepare a cache with --size 32"),
     (["--data", "{cache}", "--generator", "resnet"],
-     "error: --generator must be one of dcgan, dcgan-nobn, mlp, got 'resnet'"),
+     "error: --generator must be one of dcgan, dcgan-nobn, dcgan-const, mlp, got 'resnet'"),
     (["--data", "{tmp}/none"], "error: --data must be the folder of an image cache, got "
                                "'{tmp}/none': no such folder"),
     (["--data", "{cache}", "--device", "cuda:7"],

@@ -69,7 +69,7 @@ def test_image_defaults_are_the_authors(cache):
 
 
 # ------------------------------------------------------------------ training
-@pytest.mark.parametrize("generator", ["dcgan", "dcgan-nobn", "mlp"])
+@pytest.mark.parametrize("generator", ["dcgan", "dcgan-nobn", "dcgan-const", "mlp"])
 def test_each_generator_trains_a_few_iterations(cache, generator):
     t = Trainer(tiny(cache, generator=generator), progress=False)
     before = state(t.generator)
@@ -83,6 +83,37 @@ def test_each_generator_trains_a_few_iterations(cache, generator):
     assert any(not torch.equal(before[k], v) for k, v in state(t.generator).items())
     has_bn = any(isinstance(m, torch.nn.BatchNorm2d) for m in t.generator.modules())
     assert has_bn == (generator == "dcgan")
+    if generator.startswith("dcgan"):  # at 16 x 16, ngf 4: 8 then 4 filters, or 4 and 4
+        widths = [m.out_channels for m in t.generator.modules()
+                  if isinstance(m, torch.nn.ConvTranspose2d)][:2]
+        assert widths == ([4, 4] if generator == "dcgan-const" else [8, 4])
+
+
+def test_mlp_critic_for_images_is_the_authors_mlp_d(cache):
+    # Figure 3, lower half: MLP generator and MLP critic (the authors' --mlp_G --mlp_D).
+    t = Trainer(tiny(cache, generator="mlp", mlp_critic=True), progress=False)
+    linears = [m for m in t.critic.modules() if isinstance(m, torch.nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in linears] == \
+        [(3 * 16 * 16, 16), (16, 16), (16, 16), (16, 1)]
+    assert t.joint_critic_pass  # no BatchNorm: real and fake go through together
+    t.run()
+    assert all(np.isfinite(r["w_estimate"]) for r in t.history.rows)
+    assert max(p.abs().max().item() for p in t.critic.parameters()) <= 0.01
+    default = Trainer(tiny(cache), progress=False)
+    assert type(default.critic).__name__ == "DCGANCritic"
+
+
+def test_checkpoint_without_a_later_field_resumes_with_its_default(cache, tmp_path):
+    path = str(tmp_path / "ckpt.pt")
+    Trainer(tiny(cache, iters=2, checkpoint=path), progress=False).run()
+    saved = torch.load(path, weights_only=True)
+    del saved["config"]["mlp_critic"]  # as saved before the field existed
+    torch.save(saved, path)
+    resumed = Trainer.resume(path, tiny(cache, iters=4, checkpoint=path), progress=False)
+    assert resumed.iteration == 2
+    with pytest.raises(ValueError, match="mlp_critic: False -> True"):
+        Trainer.resume(path, tiny(cache, iters=4, checkpoint=path, mlp_critic=True,
+                                  generator="mlp"), progress=False)
 
 
 def test_image_resume_is_bit_exact(cache, tmp_path):
@@ -107,7 +138,8 @@ def test_image_resume_is_bit_exact(cache, tmp_path):
     (dict(image_size=48), "image_size must be a power of two >= 16 (16, 32, 64, ...: what the "
                           "DCGAN models build), got 48"),
     (dict(image_size=8), "image_size must be a power of two >= 16 "),
-    (dict(generator="resnet"), "generator must be one of dcgan, dcgan-nobn, mlp, got 'resnet'"),
+    (dict(generator="resnet"), "generator must be one of dcgan, dcgan-nobn, dcgan-const, mlp, "
+                                     "got 'resnet'"),
     (dict(data=None), "data must be the folder of an image cache (python -m labkit lsun prepare) "
                       "when target='images', got None"),
     (dict(n_seeds=2), "n_seeds must be 1 for image runs, got 2"),

@@ -13,6 +13,7 @@ from scipy.stats import entropy
 
 from labkit.metrics import (
     ModeCoverage,
+    class_coverage,
     critic_lipschitz,
     critic_vs_exact,
     layer_grad_norms,
@@ -156,6 +157,50 @@ def test_mode_coverage_rejects_bad_input(kwargs, message):
     args = {"samples": np.zeros((3, 2)), "centers": RING, "std": STD} | kwargs
     with pytest.raises(ValueError, match=message):
         mode_coverage(**args)
+
+
+# ----------------------------------------------------------------------- class_coverage
+
+
+def test_one_class_only_gives_one_class_and_log_k():
+    p = np.full((1000, 10), 0.005)
+    p[:, 3] = 0.955
+    cov = class_coverage(p)
+    assert (cov.modes, cov.hq_fraction, cov.counts.tolist()) == (1, 1.0, [0, 0, 0, 1000] + [0] * 6)
+    assert cov.reverse_kl == pytest.approx(math.log(10))
+
+
+def test_classes_equally_often_give_zero_kl_and_the_threshold_counts_confident_ones():
+    p = np.eye(10)[np.arange(1000) % 10] * 0.9 + 0.01  # rows sum to 1, top class 0.91
+    p[::2] = np.full(10, 0.1)  # every other sample undecided: below 0.9, never counted
+    cov = class_coverage(p)
+    assert cov.modes == 5 and cov.hq_fraction == 0.5  # the odd classes only
+    assert cov.reverse_kl == pytest.approx(math.log(2))  # uniform over 5 of 10: log(10 / 5)
+    assert class_coverage(p, threshold=0.91).modes == 5  # >=, not >
+    assert class_coverage(p, threshold=0.92).counts.sum() == 0
+
+
+def test_uneven_class_histogram_by_hand_and_against_scipy():
+    labels = np.array([0] * 6 + [1] * 3 + [2] * 1)
+    p = np.eye(3)[labels]
+    cov = class_coverage(torch.tensor(p))
+    p_hat = np.array([0.6, 0.3, 0.1])
+    assert cov.reverse_kl == pytest.approx(float(np.sum(p_hat * np.log(3 * p_hat))))
+    assert cov.reverse_kl == pytest.approx(entropy(p_hat, np.full(3, 1 / 3)))
+    assert cov.as_dict()["counts"] == [6, 3, 1]
+
+
+@pytest.mark.parametrize(("p", "threshold", "message"), [
+    (np.array([[0.5, 0.6]]), 0.9, "sum to 1"),
+    (np.array([[np.nan, 1.0]]), 0.9, "must be finite"),
+    (np.array([[-0.5, 1.5]]), 0.9, ">= 0"),
+    (np.eye(2), 1.5, r"threshold must be a probability in \(0, 1\], got 1.5"),
+    (np.eye(2), 0, "threshold must be a finite number > 0"),
+    (np.ones(3), 0.9, "probabilities must be a non-empty 2-D"),
+])
+def test_class_coverage_rejects_bad_input(p, threshold, message):
+    with pytest.raises(ValueError, match=message):
+        class_coverage(p, threshold)
 
 
 # ----------------------------------------------------------------------- critic_lipschitz

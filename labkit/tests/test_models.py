@@ -234,6 +234,20 @@ def test_dcgan_layers_match_the_authors_for_isize_32():
     assert all(m.bias is None for m in d.modules() if isinstance(m, nn.Conv2d))
 
 
+def test_constant_width_generator_keeps_ngf_filters_in_every_layer():
+    # The paper's Figure 6 generator: no BatchNorm, ngf filters at every layer (no halving).
+    g = DCGANGenerator(32, nz=10, ngf=8, batchnorm=False, constant_width=True,
+                       generator=seeded(0))
+    assert _conv_channels(g) == [(10, 8, "T"), (8, 8, "T"), (8, 8, "T"), (8, 3, "T")]
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in g.modules())
+    assert g(torch.randn(2, 10)).shape == (2, 3, 32, 32)
+    assert count_parameters(g) == (10 * 8 + 8 * 8 + 8 * 8 + 8 * 3) * 16
+    halving = DCGANGenerator(32, nz=10, ngf=8, batchnorm=False, generator=seeded(0))
+    assert _conv_channels(halving) == [(10, 32, "T"), (32, 16, "T"), (16, 8, "T"), (8, 3, "T")]
+    with pytest.raises(ValueError, match="constant_width must be True or False, got 1"):
+        DCGANGenerator(16, constant_width=1)
+
+
 @pytest.fixture(scope="module")
 def dcgan64():
     return DCGANGenerator(64, generator=seeded(0)), DCGANCritic(64, generator=seeded(1))

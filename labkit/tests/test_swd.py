@@ -102,3 +102,9 @@ def test_swd_falls_as_blur_is_reduced(images):
     values = [metrics.swd_images(real, gaussian_blur(other, s), **SMALL)["swd"]
               for s in (2.0, 1.0, 0.5)]
     assert values[0] > 1.3 * values[1] > 1.3 * values[2]
+
+
+def test_sorted_columns_equal_torch_sort():
+    x = torch.randn(500, 7, generator=torch.Generator().manual_seed(0))
+    x[3, 2] = x[4, 2]  # a tie
+    assert torch.equal(metrics._sorted_columns(x), torch.sort(x, dim=0).values)
