@@ -12,7 +12,7 @@ maths is the plain loop's, and changes only where the data lives and how the wor
 - batch indices and noise are drawn where the images are, from the run's seeded stream
   (``trainer.rngs[0]``; a device generator with the same seed when the images are on the GPU);
 - the optimizers take their multi-tensor (``foreach`` / ``fused``) paths, clipping is two
-  ``torch._foreach_clamp_*`` calls (:func:`labkit.objectives.clip_parameters_`);
+  ``torch._foreach_clamp_*`` calls (:func:`labkit.gan.constraints.clip_parameters_`);
 - no host synchronisation: step values stay on the device until the Trainer's logging points;
 - on CUDA, one critic step and one generator step are each captured as a CUDA graph and replayed
   into static input buffers; optional bf16 autocast and channels_last.
@@ -32,13 +32,11 @@ import torch
 
 from labkit import _checks
 from labkit.datasets import ImageDataset
+from labkit.gan.constraints import FAST_CONSTRAINTS
 
 if TYPE_CHECKING:
     from labkit.train import TrainConfig, Trainer
 
-#: Constraints the fast path runs (the paper's clipping, or none): the gradient penalty draws its
-#: interpolation weights on the host, which a CUDA graph cannot replay.
-FAST_CONSTRAINTS = ("clip", "none")
 #: GPU memory left free beside a resident cache, for the models, activations and evaluation.
 DEVICE_HEADROOM = 4 << 30
 #: Images read from the memory-mapped cache per copy when the fast path loads it.

@@ -40,10 +40,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from labkit import _checks, checkpoint, distributed, objectives, ot, toys
+from labkit import _checks, checkpoint, distributed, ot, toys
 from labkit.datasets import ImageDataset, iters_for_epochs
 from labkit.evaluators import ImageEvaluator, ToyEvaluator
 from labkit.fast import FastStep, check_fast_config, use_fast
+from labkit.gan import constraints, losses
+from labkit.gan.constraints import CONSTRAINTS
 from labkit.images import open_cache
 from labkit.models import (
     DCGANCritic,
@@ -55,7 +57,6 @@ from labkit.models import (
 )
 
 OPTIMIZERS = ("rmsprop", "adam", "sgd")
-CONSTRAINTS = ("clip", "gp", "sn", "none")
 #: ``target`` values: the toy targets, or ``"images"`` (a uint8 cache at ``data``).
 TARGETS = (*toys.TARGETS, "images")
 #: Generators of image runs (paper, Figures 5 to 7); toys always use the MLP. ``dcgan-nobn`` is
@@ -155,8 +156,8 @@ class TrainConfig:
         must exist, and ``eval_samples`` must fit the exact solver's memory budget
         ``eval_max_gib`` (its cost matrix and plan grow as ``eval_samples**2``).
         """
-        for name, allowed in (("loss", objectives.LOSSES), ("constraint", CONSTRAINTS),
-                              ("clip_timing", ("after", "before")), ("optimizer", OPTIMIZERS),
+        for name, allowed in (("loss", losses.LOSSES), ("constraint", CONSTRAINTS),
+                              ("clip_timing", constraints.CLIP_TIMINGS), ("optimizer", OPTIMIZERS),
                               ("target", TARGETS), ("generator", GENERATORS)):
             setattr(self, name, _checks.choice(name, getattr(self, name), allowed))
         for name in ("clip", "lr", "eval_max_gib"):
@@ -478,12 +479,9 @@ def stack_members(draws: list[torch.Tensor], device: torch.device) -> torch.Tens
     return (torch.stack(draws) if len(draws) > 1 else draws[0]).to(device)
 
 
-def build_constraint(config: TrainConfig) -> objectives.Constraint:
+def build_constraint(config: TrainConfig) -> constraints.Constraint:
     """The Lipschitz constraint named by ``config.constraint`` with the config's parameters."""
-    kwargs = {"clip": {"clip": config.clip, "timing": config.clip_timing},
-              "gp": {"lam": config.gp_lambda},
-              "sn": {"seed": config.seed}}.get(config.constraint, {})
-    return objectives.make_constraint(config.constraint, **kwargs)
+    return constraints.from_config(config)
 
 
 def build_optimizer(config: TrainConfig, params: Iterable[nn.Parameter], fast: bool = False,
@@ -694,22 +692,19 @@ class Trainer:
         ``E[f(fake)] - E[f(real)]`` of this step (before the update), shape () or (S,). Forward
         passes run under ``self.forward_context()`` (bf16 autocast on the fast path).
         """
-        self.constraint.before_critic_step(self.critic)
-        with self.forward_context():
-            if self.joint_critic_pass:
-                batch_dim = 1 if self.ensemble else 0
-                f_real, f_fake = self.critic(torch.cat([real, fake], batch_dim)).split(
-                    real.shape[batch_dim], -1)
-            else:
-                f_real, f_fake = self.critic(real), self.critic(fake)
-            loss_c = objectives.critic_loss(self.config.loss, f_real, f_fake)
-            penalty = self.constraint.penalty(self.critic, real, fake, generator=self.rngs[0])
-        self.opt_critic.zero_grad(set_to_none=True)
-        (loss_c + penalty).sum().backward()
-        self._average_gradients(self.critic)
-        self.opt_critic.step()
-        self.constraint.after_critic_step(self.critic)
-        return loss_c.detach()
+        def losses_of_step():
+            with self.forward_context():
+                if self.joint_critic_pass:
+                    batch_dim = 1 if self.ensemble else 0
+                    f_real, f_fake = self.critic(torch.cat([real, fake], batch_dim)).split(
+                        real.shape[batch_dim], -1)
+                else:
+                    f_real, f_fake = self.critic(real), self.critic(fake)
+                return (losses.critic_loss(self.config.loss, f_real, f_fake),
+                        self.constraint.penalty(self.critic, real, fake, generator=self.rngs[0]))
+
+        return constraints.critic_update(self.constraint, self.critic, self.opt_critic,
+                                         losses_of_step, self._average_gradients)
 
     def generator_phase(self) -> torch.Tensor:
         """(2) generator: one step on the generator loss; the critic's weights get no gradient.
@@ -722,7 +717,7 @@ class Trainer:
         """One generator step from latent ``noise`` (m, nz) or (S, m, nz); returns the generator
         loss, shape () or (S,). Only the generator's ``.grad`` are set."""
         with self.forward_context():
-            loss_g = objectives.generator_loss(self.config.loss,
+            loss_g = losses.generator_loss(self.config.loss,
                                                self.critic(self.generator(noise)))
         params = list(self.generator.parameters())
         grads = torch.autograd.grad(loss_g.sum(), params)
@@ -739,7 +734,7 @@ class Trainer:
         The critic's gradient is still the last critic step's: the generator step sets only the
         generator's ``.grad``.
         """
-        return torch.stack([objectives.distance_estimate(self.config.loss, loss_c), loss_g,
+        return torch.stack([losses.distance_estimate(self.config.loss, loss_c), loss_g,
                             grad_norm(self.critic, self.ensemble),
                             grad_norm(self.generator, self.ensemble)]).reshape(4, -1)
 
