@@ -1,5 +1,5 @@
 """What the loop does around Algorithm 1's maths: when to record, evaluate and save
-(:class:`Schedule`), the progress bar (:class:`ProgressBar`) and Ctrl-C (:func:`sigint_flag`).
+(:class:`Schedule`), the progress bar (:class:`ProgressBar`) and Ctrl-C (:func:`ctrl_c`).
 
 User callbacks are callables ``fn(event, trainer)`` with ``event`` in ``"eval"``,
 ``"checkpoint"`` and ``"end"``; one with ``state_dict()`` / ``load_state_dict(state)`` has that
@@ -10,12 +10,18 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import statistics
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import torch
+
+from labkit import distributed
+
 if TYPE_CHECKING:
+    from labkit.train.history import History
     from labkit.train.loop import Trainer
 
 #: A user callback: ``fn(event, trainer)``.
@@ -63,8 +69,19 @@ class ProgressBar:
     def advance(self) -> None:
         self.bar.update(1)
 
-    def show(self, numbers: dict[str, str], refresh: bool = True) -> None:
-        self.bar.set_postfix(numbers, refresh=refresh)
+    def show(self, history: History, seed: int, last_eval: list[dict[str, Any]],
+             headline: str | None, refresh: bool = True) -> None:
+        """Show the numbers of ``seed``: ``W_est``, the median of its step estimates over the
+        last (up to) 100 generator iterations (the paper's median filter, narrower), and the
+        evaluator's ``headline`` number at the last evaluation (``last_eval``, one dict per
+        seed, the first one's); either is left out until it exists."""
+        shown = {}
+        _, recent = history.series("w_estimate", seed, last=100)
+        if recent:
+            shown["W_est"] = f"{statistics.median(recent):.4g}"
+        if last_eval:
+            shown[headline] = f"{last_eval[0][headline]:.4g}"
+        self.bar.set_postfix(shown, refresh=refresh)
 
     @contextlib.contextmanager
     def busy(self, what: str):
@@ -77,12 +94,29 @@ class ProgressBar:
         self.bar.close()
 
 
+@dataclass(frozen=True)
+class StopFlag:
+    """Whether Ctrl-C was pressed: :attr:`pressed` here, :meth:`requested` on any rank."""
+
+    pressed: threading.Event
+    world: int = 1
+    device: torch.device | None = None
+
+    def requested(self) -> bool:
+        """Whether Ctrl-C was pressed, on any rank under data parallelism (all ranks must call
+        it together, and then stop together)."""
+        if self.world > 1:
+            return distributed.any_rank(self.pressed.is_set(), self.device)
+        return self.pressed.is_set()
+
+
 @contextlib.contextmanager
-def sigint_flag():
-    """While active, Ctrl-C sets a flag instead of raising; a second Ctrl-C raises at once."""
+def ctrl_c(world: int = 1, device: torch.device | None = None):
+    """While active, Ctrl-C sets the :class:`StopFlag` yielded instead of raising; a second
+    Ctrl-C raises ``KeyboardInterrupt`` at once."""
     flag = threading.Event()
     if threading.current_thread() is not threading.main_thread():
-        yield flag
+        yield StopFlag(flag, world, device)
         return
 
     def handler(signum: int, frame: Any) -> None:
@@ -92,7 +126,7 @@ def sigint_flag():
 
     previous = signal.signal(signal.SIGINT, handler)
     try:
-        yield flag
+        yield StopFlag(flag, world, device)
     finally:
         signal.signal(signal.SIGINT, previous)
 
@@ -103,4 +137,4 @@ def stateful(callbacks: list[Callback]) -> list:
     return [c for c in callbacks if hasattr(c, "state_dict")]
 
 
-__all__ = ["Callback", "Schedule", "ProgressBar", "sigint_flag", "stateful"]
+__all__ = ["Callback", "Schedule", "ProgressBar", "StopFlag", "ctrl_c", "stateful"]

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import statistics
-import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -22,7 +20,7 @@ from typing import Any
 import torch
 
 from labkit import checkpoint, distributed
-from labkit.train.callbacks import Callback, ProgressBar, Schedule, sigint_flag, stateful
+from labkit.train.callbacks import Callback, ProgressBar, Schedule, ctrl_c, stateful
 from labkit.train.config import (
     RESUMABLE_FIELDS,
     TrainConfig,
@@ -134,21 +132,21 @@ class Trainer:
         schedule = Schedule(cfg.iters, cfg.eval_every, cfg.checkpoint_every, self.rank == 0)
         start, pending, times, saved = time.perf_counter() - self.elapsed, [], [], False
         bar = ProgressBar(cfg.iters, self.iteration, self.progress)
-        with sigint_flag() as interrupt, contextlib.closing(bar):
+        with ctrl_c(self.world, self.device) as interrupt, contextlib.closing(bar):
             if self.iteration == 0 and not self.history.evals and schedule.evaluating:
                 self._evaluate(bar)
             stop = False  # Ctrl-C is looked at before each step and after it
-            while self.iteration < cfg.iters and not (stop := self._stop_requested(interrupt)):
+            while self.iteration < cfg.iters and not (stop := interrupt.requested()):
                 # (1) critic x n_critic, (2) generator
                 pending.append(self.step(critic_steps(cfg, self.iteration)))
                 self.iteration += 1
                 times.append(time.perf_counter() - start)
                 bar.advance()
                 evaluate, save = schedule.evaluate(self.iteration), schedule.save(self.iteration)
-                end = self.iteration == cfg.iters or self._stop_requested(interrupt)
+                end = self.iteration == cfg.iters or interrupt.requested()
                 if evaluate or save or end or schedule.record(len(pending)):  # record
                     self._record(pending, times)
-                    bar.show(self._postfix(), refresh=False)
+                    self._show(bar, refresh=False)
                     if evaluate:
                         self._evaluate(bar)
                     self.elapsed = time.perf_counter() - start
@@ -157,7 +155,7 @@ class Trainer:
                         saved = True
             if not saved or self.saved_iteration != self.iteration:  # e.g. Ctrl-C in an eval
                 self.save()
-            self.interrupted = stop or interrupt.is_set()
+            self.interrupted = stop or interrupt.pressed.is_set()
         self._emit("end")
         return self.history
 
@@ -174,12 +172,6 @@ class Trainer:
         """(2) generator alone: one generator step of the reference step."""
         return self.step.reference.generator_phase()
 
-    def _stop_requested(self, interrupt: threading.Event) -> bool:
-        """Whether Ctrl-C was pressed (on any rank, so that all ranks stop together)."""
-        if self.world > 1:
-            return distributed.any_rank(interrupt.is_set(), self.device)
-        return interrupt.is_set()
-
     def _record(self, pending: list[torch.Tensor], times: list[float]) -> None:
         """Move buffered step values into the history (one device sync), stopping at the first
         non-finite value."""
@@ -195,19 +187,10 @@ class Trainer:
         pending.clear()
         times.clear()
 
-    def _postfix(self) -> dict[str, str]:
-        """The progress bar's numbers for the first seed: ``W_est``, the median of the step
-        estimates over the last (up to) 100 generator iterations (the paper's median filter,
-        narrower), and the evaluator's headline number at the last evaluation; either is left
-        out until it exists."""
-        shown = {}
-        _, recent = self.history.series("w_estimate", self.seeds[0], last=100)
-        if recent:
-            shown["W_est"] = f"{statistics.median(recent):.4g}"
-        if self.last_eval:
-            headline = self.evaluator.headline
-            shown[headline] = f"{self.last_eval[0][headline]:.4g}"
-        return shown
+    def _show(self, bar: ProgressBar, refresh: bool = True) -> None:
+        """The bar's numbers: the first seed's running estimate and headline evaluation."""
+        headline = self.evaluator.headline if self.last_eval else None
+        bar.show(self.history, self.seeds[0], self.last_eval, headline, refresh)
 
     # ----------------------------------------------------------------- evaluation
     def evaluate(self) -> list[dict[str, Any]]:
@@ -222,7 +205,7 @@ class Trainer:
         """Evaluate, record and report (the bar says so meanwhile: seconds per seed)."""
         with bar.busy(self.evaluator.busy):
             self.last_eval = self.evaluate()
-        bar.show(self._postfix())
+        self._show(bar)
         for seed, row in zip(self.seeds, self.last_eval, strict=True):
             self.history.add_eval(self.iteration, seed, row)
         self._emit("eval")
