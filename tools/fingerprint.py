@@ -3,7 +3,8 @@
 Trains a few short runs that between them take every branch of the training loop (weight
 clipping after and before the critic step, gradient penalty, spectral norm, the standard GAN
 loss, an 8-seed ensemble, an image run on the plain path and one on the fast path, eagerly on
-the CPU) and writes, for each, the sha256 of the final generator and critic ``state_dict``
+the CPU), and the critic explorer's fixed-pair critic under each constraint and the GAN loss,
+and writes, for each, the sha256 of the final generator and critic ``state_dict``
 tensors (their bytes, in key order) and of the history (``rows`` without the wall-clock
 ``time`` column, and ``evals``, as ``json.dumps(sort_keys=True)``). Run it before and after a
 change and compare the two JSON files: a pure restructuring leaves every hash unchanged.
@@ -31,6 +32,7 @@ import torch
 # The labkit of the checkout this script lives in, not whichever one the environment installed.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from labkit.critics import CriticConfig, train_critic  # noqa: E402
 from labkit.datasets import synthetic_images  # noqa: E402
 from labkit.images import save_cache  # noqa: E402
 from labkit.train import TrainConfig, Trainer, image_config  # noqa: E402
@@ -45,6 +47,13 @@ TOYS = {
     "sn": dict(constraint="sn", optimizer="adam", lr=1e-4),
     "gan": dict(loss="gan-logd", constraint="none", optimizer="adam", lr=1e-4),
     "ensemble8": dict(constraint="clip", n_seeds=8, seed=3, iters=150),
+}
+#: The critic explorer (:func:`labkit.critics.train_critic`) on a fixed pair of 2-D point sets.
+CRITICS = {
+    "critic_clip": dict(constraint="clip"),
+    "critic_gp": dict(constraint="gp"),
+    "critic_sn": dict(constraint="sn"),
+    "critic_gan": dict(loss="gan", constraint="none"),
 }
 #: A tiny image run: 16 x 16 synthetic images, ngf = ndf = 8, 30 iterations, two evaluations.
 IMAGE = dict(iters=30, image_size=16, ngf=8, ndf=8, batch_size=16, n_critic=3,
@@ -77,6 +86,17 @@ def fingerprint(config: TrainConfig) -> dict[str, str]:
             "rows": len(history.rows), "evals": len(history.evals)}
 
 
+def critic_fingerprint(settings: dict) -> dict[str, str]:
+    """Train the explorer's critic on a fixed pair and hash it and its record."""
+    real = torch.randn(128, 2, generator=torch.Generator().manual_seed(0))
+    fake = torch.randn(96, 2, generator=torch.Generator().manual_seed(1)) + 1.5
+    fit = train_critic(real, fake, CriticConfig(steps=200, hidden=32, **settings),
+                       record_every=50)
+    text = json.dumps({"estimate": fit.estimate, "history": fit.history}, sort_keys=True)
+    return {"critic": tensors_sha256(fit.critic),
+            "history": hashlib.sha256(text.encode()).hexdigest()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True, help="JSON file to write")
@@ -84,6 +104,9 @@ def main() -> None:
     results = {}
     for name, extra in TOYS.items():
         results[name] = fingerprint(TrainConfig(**{**TOY, **extra}))
+        print(name, results[name]["history"][:12], flush=True)
+    for name, settings in CRITICS.items():
+        results[name] = critic_fingerprint(settings)
         print(name, results[name]["history"][:12], flush=True)
     with tempfile.TemporaryDirectory() as folder:
         cache = save_cache(synthetic_images(160, 16), folder, "synthetic_images(160, 16)")
