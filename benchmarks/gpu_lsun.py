@@ -43,8 +43,8 @@ from PIL import Image
 
 from labkit import images, lsun
 from labkit.datasets import iters_for_epochs
-from labkit.fast import FastStep
 from labkit.train import Trainer, build_models, critic_steps, image_config
+from labkit.train.fast import FastStep
 
 #: The first count of one generator iteration's FLOPs, authors' config (docs/paper_facts.md).
 PAPER_GFLOP = 541.5
@@ -272,7 +272,7 @@ def main(argv: list[str] | None = None) -> dict:
             start = time.perf_counter()  # end to end: loading the cache counts as setup
             trainer = Trainer(config(fast=True), progress=False)
             if options:
-                trainer.fast_step = FastStep(trainer, **options)
+                trainer.step = FastStep(trainer.step.reference, **options)
             built = time.perf_counter() - start
             setup, seconds = trainer_seconds(trainer, args.iters, sync)
             record(name, seconds, args.iters, built + setup)

@@ -19,7 +19,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from labkit import _checks, metrics, objectives, ot
+from labkit import _checks, metrics, ot
+from labkit.gan import constraints, losses
 from labkit.models import MLPCritic
 
 __all__ = [
@@ -35,8 +36,9 @@ __all__ = [
     "weight_values",
 ]
 
-#: Losses a critic is trained with here: the WGAN critic and the minimax GAN discriminator.
-LOSSES = ("wgan", "gan")
+#: Losses a critic is trained with here: the WGAN critic and the minimax GAN discriminator
+#: (:data:`labkit.gan.losses.FIXED_PAIR_LOSSES`).
+LOSSES = losses.FIXED_PAIR_LOSSES
 
 
 @dataclass(frozen=True)
@@ -50,10 +52,12 @@ class CriticConfig:
         ``"gan"``: the discriminator D = sigmoid(f) maximises the minimax objective
         E log D(real) + E log(1 - D(fake)) (paper, Section 3; Goodfellow et al. 2014).
     constraint : {"clip", "gp", "sn", "none"}, default "clip"
-        Weight clipping to [-clip, clip] after each step (Algorithm 1), gradient penalty
-        (WGAN-GP), spectral norm (SN-GAN) or none; see :func:`labkit.objectives.make_constraint`.
+        Weight clipping to [-clip, clip] (Algorithm 1), gradient penalty (WGAN-GP), spectral
+        norm (SN-GAN) or none; see :data:`labkit.gan.constraints.REGISTRY`.
     clip : float, default 0.01
         c > 0 (used by ``"clip"``).
+    clip_timing : {"after", "before"}, default "after"
+        Clamp after each step (Algorithm 1) or at the start of each (the authors' code).
     gp_lambda : float, default 10.0
         lambda >= 0 (used by ``"gp"``).
     hidden, depth : int, default 64 and 3
@@ -72,6 +76,7 @@ class CriticConfig:
     loss: str = "wgan"
     constraint: str = "clip"
     clip: float = 0.01
+    clip_timing: str = "after"
     gp_lambda: float = 10.0
     hidden: int = 64
     depth: int = 3
@@ -83,9 +88,10 @@ class CriticConfig:
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
-        if self.constraint not in objectives.CONSTRAINTS:
+        if self.constraint not in constraints.CONSTRAINTS:
             raise ValueError(
-                f"constraint must be one of {objectives.CONSTRAINTS}, got {self.constraint!r}")
+                f"constraint must be one of {constraints.CONSTRAINTS}, got {self.constraint!r}")
+        _checks.choice("clip_timing", self.clip_timing, constraints.CLIP_TIMINGS)
         object.__setattr__(self, "clip", _checks.finite_real("clip", self.clip, above=0))
         lam = _checks.finite_real("gp_lambda", self.gp_lambda)
         if lam < 0:
@@ -99,11 +105,9 @@ class CriticConfig:
         if len(betas) != 2 or not all(0 <= _checks.finite_real("betas", b) < 1 for b in betas):
             raise ValueError(f"betas must be two numbers in [0, 1), got {self.betas!r}")
 
-    def make_constraint(self) -> objectives.Constraint:
-        """The :class:`labkit.objectives.Constraint` this config names."""
-        kwargs = {"clip": {"clip": self.clip}, "gp": {"lam": self.gp_lambda},
-                  "sn": {"seed": self.seed}}
-        return objectives.make_constraint(self.constraint, **kwargs.get(self.constraint, {}))
+    def make_constraint(self) -> constraints.Constraint:
+        """The :class:`labkit.gan.constraints.Constraint` this config names."""
+        return constraints.from_config(self)
 
 
 @dataclass
@@ -156,7 +160,7 @@ def distance_estimate(critic: nn.Module, real, fake, loss: str = "wgan") -> floa
     ``"gan"``: the JS estimate (L(D) + 2 log 2) / 2 with L(D) = mean log D(real) +
     mean log(1 - D(fake)) the minimax objective; it equals JS (nats, at most log 2) at the
     optimal D (Goodfellow et al. 2014, Theorem 1). Both via
-    :func:`labkit.objectives.distance_estimate`.
+    :func:`labkit.gan.losses.critic_estimate`.
 
     Parameters
     ----------
@@ -174,15 +178,14 @@ def distance_estimate(critic: nn.Module, real, fake, loss: str = "wgan") -> floa
         raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
     real, fake = _pair(real, fake)
     with torch.no_grad():
-        value = objectives.critic_loss(loss, critic(real), critic(fake))
-    return float(objectives.distance_estimate(loss, value))
+        return float(losses.critic_estimate(loss, critic, real, fake))
 
 
 def input_gradient(critic: nn.Module, x, loss: str | None = None) -> np.ndarray:
     """Input gradient at each point: grad_x f(x), or of the generator's per-sample loss.
 
     With ``loss=None``: grad_x f(x_i). With ``loss`` given: the gradient of the generator's loss
-    at x_i (:func:`labkit.objectives.generator_loss` of that one sample), what the generator
+    at x_i (:func:`labkit.gan.losses.generator_loss` of that one sample), what the generator
     receives through a fake point: -grad f for ``"wgan"``, grad log(1 - D) = -D grad f for the
     minimax ``"gan"``, which vanishes as D(x) -> 0 (paper, Figure 2).
 
@@ -202,7 +205,7 @@ def input_gradient(critic: nn.Module, x, loss: str | None = None) -> np.ndarray:
     x = _points("x", x).requires_grad_(True)
     with torch.enable_grad():
         f = critic(x)
-        value = f if loss is None else objectives.generator_loss(loss, f.unsqueeze(-1))
+        value = f if loss is None else losses.generator_loss(loss, f.unsqueeze(-1))
         (grad,) = torch.autograd.grad(value.sum(), x)
     return grad.double().numpy()
 
@@ -247,7 +250,7 @@ def _linears(critic: nn.Module) -> list[nn.Linear]:
 def layer_gradient_norms(critic: nn.Module, real, fake, loss: str = "wgan") -> np.ndarray:
     """Norm of the critic loss's gradient w.r.t. each layer's weight, input layer first.
 
-    ||d L / d W_l||_2 with L = :func:`labkit.objectives.critic_loss` on the full sets, no penalty
+    ||d L / d W_l||_2 with L = :func:`labkit.gan.losses.critic_loss` on the full sets, no penalty
     (WGAN-GP, Figure 1b: under clipping these explode or vanish with depth). Uses
     :func:`labkit.metrics.layer_grad_norms`; the critic's ``.grad`` are cleared afterwards.
 
@@ -267,7 +270,7 @@ def layer_gradient_norms(critic: nn.Module, real, fake, loss: str = "wgan") -> n
     real, fake = _pair(real, fake)
     critic.zero_grad(set_to_none=True)
     with torch.enable_grad():
-        objectives.critic_loss(loss, critic(real), critic(fake)).backward()
+        losses.critic_loss(loss, critic(real), critic(fake)).backward()
     norms = metrics.layer_grad_norms(critic)
     critic.zero_grad(set_to_none=True)
     weight_names = [name for name in norms if name.endswith(("weight", "weight.original"))]
@@ -294,7 +297,7 @@ def train_critic(real, fake, config: CriticConfig | None = None, *,
 
     Full batch: each of ``config.steps`` Adam steps minimises
     critic_loss(f(real), f(fake)) + penalty under ``config.constraint`` with its hooks in the order
-    of the training loop (:class:`labkit.objectives.Constraint`); for ``"wgan"`` that is the
+    of the training loop (:func:`labkit.gan.constraints.critic_update`); for ``"wgan"`` that is the
     paper's max_f E_r f - E_g f (Eq. 2, Algorithm 1 lines 2-8 with the generator frozen), for
     ``"gan"`` the minimax discriminator (Section 3, Figure 2). Deterministic for a given seed on
     one CPU thread count, whatever the state of torch's global RNG.
@@ -337,19 +340,17 @@ def train_critic(real, fake, config: CriticConfig | None = None, *,
         history["grad_fake"].append(float(np.linalg.norm(grad, axis=1).mean()))
         critic.train()
 
+    def losses_of_step() -> tuple[torch.Tensor, torch.Tensor | float]:
+        f_real, f_fake = critic(torch.cat([real, fake])).split([len(real), len(fake)])
+        return (losses.critic_loss(config.loss, f_real, f_fake),
+                constraint.penalty(critic, real[:k], fake[:k], generator=rng))
+
     start = time.perf_counter()
     critic.train()
     for step in range(config.steps):
         if record_every and step % record_every == 0:
             record(step)
-        constraint.before_critic_step(critic)
-        f_real, f_fake = critic(torch.cat([real, fake])).split([len(real), len(fake)])
-        loss = objectives.critic_loss(config.loss, f_real, f_fake)
-        loss = loss + constraint.penalty(critic, real[:k], fake[:k], generator=rng)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        constraint.after_critic_step(critic)
+        constraints.critic_update(constraint, critic, optimizer, losses_of_step)
     if record_every:
         record(config.steps)
     seconds = time.perf_counter() - start

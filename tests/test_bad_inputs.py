@@ -25,8 +25,9 @@ import numpy as np
 import pytest
 import torch
 
-from labkit import checkpoint, critics, divergences, images, metrics, models, objectives, ot, toys
+from labkit import checkpoint, critics, divergences, images, metrics, models, ot, toys
 from labkit.cli import main
+from labkit.gan import constraints, losses
 from labkit.train import TrainConfig, Trainer
 
 TINY = ["--hidden", "8", "--depth", "1", "--batch-size", "16", "--eval-every", "2",
@@ -118,9 +119,9 @@ LIBRARY = [
      ValueError, "samples"),
     ("models-nz-bool", lambda: models.MLPGenerator(True, (2,)), ValueError, "nz"),
     ("models-hidden-zero", lambda: models.MLPCritic((2,), hidden=0), ValueError, "hidden"),
-    ("objectives-clip-bool", lambda: objectives.WeightClipping(clip=True), ValueError, "clip"),
-    ("objectives-lam-string", lambda: objectives.GradientPenalty(lam="10"), ValueError, "lam"),
-    ("objectives-constraint-name", lambda: objectives.make_constraint("l2"), ValueError, "name"),
+    ("gan-clip-bool", lambda: constraints.WeightClipping(clip=True), ValueError, "clip"),
+    ("gan-lam-string", lambda: constraints.GradientPenalty(lam="10"), ValueError, "lam"),
+    ("gan-constraint-name", lambda: constraints.make_constraint("l2"), ValueError, "name"),
     ("images-size-bool", lambda: images.open_cache("/nonexistent", size=True), ValueError, "size"),
     ("models-isize-odd", lambda: models.DCGANCritic(48), ValueError, "isize"),
     ("images-cache-missing", lambda: images.open_cache("/nonexistent/cache"), FileNotFoundError,
@@ -137,8 +138,8 @@ LIBRARY = [
     ("critics-fake-complex", lambda: critics.train_critic(XY, np.array(XY) * 1j), ValueError,
      "fake"),
     ("plots-theta-inf", lambda: plots().example1_setup(math.inf), ValueError, "theta"),
-    ("objectives-loss-name",
-     lambda: objectives.critic_loss("hinge", torch.zeros(2), torch.zeros(2)), ValueError, "loss"),
+    ("gan-loss-name",
+     lambda: losses.critic_loss("hinge", torch.zeros(2), torch.zeros(2)), ValueError, "loss"),
 ]
 
 # Library calls that must be *accepted*: numpy scalars are numbers like Python's. Each case gives

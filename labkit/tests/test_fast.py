@@ -1,5 +1,6 @@
-"""The fast path (:mod:`labkit.fast`) against the plain loop: the same parameters after N steps on
-the same batches, the warm-up schedule, clipping timing, exact resume, and one-line errors.
+"""The fast path (:mod:`labkit.train.fast`) against the plain loop: the same parameters after N
+steps on the same batches, the warm-up schedule, clipping timing, exact resume, and one-line
+errors.
 CPU tests run it eagerly (16 x 16, tiny models); the CUDA-graph variants need a GPU."""
 
 import pytest
@@ -7,9 +8,9 @@ import torch
 
 from labkit.cli import build_parser
 from labkit.datasets import synthetic_images
-from labkit.fast import DEVICE_HEADROOM, FastStep, choose_placement, use_fast
 from labkit.images import save_cache
-from labkit.train import TrainConfig, Trainer, critic_steps, image_config
+from labkit.train import ReferenceStep, TrainConfig, Trainer, critic_steps, image_config, use_fast
+from labkit.train.fast import DEVICE_HEADROOM, FastStep, choose_placement
 
 HOLDOUT = 16
 TINY = dict(image_size=16, ngf=4, ndf=4, batch_size=8, n_critic=2, critic_warmup=False,
@@ -28,14 +29,16 @@ def tiny(cache, **kwargs) -> TrainConfig:
 
 
 def record_critic_batches(trainer: Trainer) -> list[torch.Tensor]:
-    """Wrap ``trainer.critic_step`` so that every real batch it is given is kept (on the CPU)."""
-    seen, step = [], trainer.critic_step
+    """Wrap the reference step's ``critic_step`` so that every real batch it is given is kept
+    (on the CPU)."""
+    reference = trainer.step.reference
+    seen, step = [], reference.critic_step
 
     def recording(real, fake):
         seen.append(real.detach().cpu().clone())
         return step(real, fake)
 
-    trainer.critic_step = recording
+    reference.critic_step = recording
     return seen
 
 
@@ -58,8 +61,8 @@ def assert_same_run(plain: Trainer, fast: Trainer, atol: float) -> None:
 def test_fast_path_matches_the_plain_loop_on_the_same_batches(cache, extra):
     plain = Trainer(tiny(cache, iters=6, fast=False, **extra), progress=False)
     fast = Trainer(tiny(cache, iters=6, fast=True, **extra), progress=False)
-    assert plain.fast_step is None and isinstance(fast.fast_step, FastStep)
-    assert not fast.fast_step.graphs  # eager on the CPU
+    assert isinstance(plain.step, ReferenceStep) and isinstance(fast.step, FastStep)
+    assert not fast.step.graphs  # eager on the CPU
     batches_plain, batches_fast = record_critic_batches(plain), record_critic_batches(fast)
     plain.run()
     fast.run()
@@ -115,7 +118,7 @@ def test_fast_path_resumes_exactly(cache, tmp_path):
 def test_fast_path_in_bf16_and_channels_last_stays_close_on_the_cpu(cache):
     start, fp32, bf16 = (Trainer(tiny(cache, iters=2, fast=True), progress=False)
                          for _ in range(3))
-    bf16.fast_step = FastStep(bf16, bf16=True, channels_last=True)
+    bf16.step = FastStep(bf16.step.reference, bf16=True, channels_last=True)
     fp32.run()
     bf16.run()
     assert bf16.critic.main[0].weight.is_contiguous(memory_format=torch.channels_last)
@@ -160,9 +163,9 @@ def test_bad_fast_settings_raise_one_line_errors(cache):
     trainer = Trainer(tiny(cache, fast=False), progress=False)
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match=r"^graphs=True is not allowed on device='cpu'"):
-            FastStep(trainer, graphs=True)
+            FastStep(trainer.step, graphs=True)
     with pytest.raises(ValueError, match=r"^placement='disk' is not known"):
-        FastStep(trainer, placement="disk")
+        FastStep(trainer.step, placement="disk")
 
 
 # ------------------------------------------------------------------ CUDA graphs
@@ -173,7 +176,7 @@ def test_cuda_graphs_match_the_plain_loop_on_the_same_batches(cache, extra):
     torch.backends.cudnn.deterministic = True
     plain = Trainer(tiny(cache, iters=6, device="cuda", fast=False, **extra), progress=False)
     fast = Trainer(tiny(cache, iters=6, device="cuda", fast=True, **extra), progress=False)
-    fast.fast_step = FastStep(fast, graphs=True, placement="host")
+    fast.step = FastStep(fast.step.reference, graphs=True, placement="host")
     plain.run()
     fast.run()
     assert_same_run(plain, fast, atol=1e-5)
@@ -183,7 +186,7 @@ def test_cuda_graphs_match_the_plain_loop_on_the_same_batches(cache, extra):
 def test_cuda_graphs_resume_exactly_with_the_images_on_the_gpu(cache, tmp_path):
     ckpt = str(tmp_path / "ckpt.pt")
     whole = Trainer(tiny(cache, iters=4, device="cuda"), progress=False)
-    assert whole.fast_step.graphs and whole.fast_step.images.placement == "device"
+    assert whole.step.graphs and whole.step.images.placement == "device"
     whole.run()
     first = Trainer(tiny(cache, iters=2, device="cuda", checkpoint=ckpt, checkpoint_every=2),
                     progress=False)

@@ -95,7 +95,7 @@ def test_mlp_critic_for_images_is_the_authors_mlp_d(cache):
     linears = [m for m in t.critic.modules() if isinstance(m, torch.nn.Linear)]
     assert [(m.in_features, m.out_features) for m in linears] == \
         [(3 * 16 * 16, 16), (16, 16), (16, 16), (16, 1)]
-    assert t.joint_critic_pass  # no BatchNorm: real and fake go through together
+    assert t.step.reference.joint_critic_pass  # no BatchNorm: real and fake go through together
     t.run()
     assert all(np.isfinite(r["w_estimate"]) for r in t.history.rows)
     assert max(p.abs().max().item() for p in t.critic.parameters()) <= 0.01

@@ -15,22 +15,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from labkit import metrics, objectives, ot
+from labkit import metrics, ot
+from labkit.gan.losses import critic_estimate
 
 #: Number of images in a sample grid (8 x 8, as the authors' 64-image grids).
 GRID_SIZE = 64
-
-
-def _critic_estimate(loss: str, critic: nn.Module, real: torch.Tensor, fake: torch.Tensor,
-                     chunk: int | None = None) -> torch.Tensor:
-    """The critic's distance estimate between ``real`` and ``fake``, () or (S,) for an ensemble.
-
-    With ``chunk``, the critic sees batches of that many real and fake samples (BatchNorm critics
-    normalise per batch, as in training) and the per-chunk estimates are averaged.
-    """
-    pairs = zip(real.split(chunk), fake.split(chunk), strict=True) if chunk else [(real, fake)]
-    values = [objectives.critic_loss(loss, critic(r), critic(f)) for r, f in pairs]
-    return objectives.distance_estimate(loss, torch.stack(values).mean(0))
 
 
 class ToyEvaluator:
@@ -71,7 +60,7 @@ class ToyEvaluator:
         was_training = critic.training
         critic.eval()
         try:
-            estimate = _critic_estimate(self.loss, critic, self.real, fake).reshape(-1)
+            estimate = critic_estimate(self.loss, critic, self.real, fake).reshape(-1)
         finally:
             critic.train(was_training)
         rows = []
@@ -131,7 +120,7 @@ class ImageEvaluator:
     def evaluate(self, generator: nn.Module, critic: nn.Module) -> list[dict[str, Any]]:
         self.grid = self._generate(generator, self.grid_z).cpu()
         fake = self._generate(generator, self.z)
-        estimate = _critic_estimate(self.loss, critic, self.real, fake, self.batch_size)
+        estimate = critic_estimate(self.loss, critic, self.real, fake, self.batch_size)
         return [{"w_estimate_eval": float(estimate),
                  **metrics.swd_images(self.real, fake, seed=self.seed)}]
 

@@ -1,5 +1,6 @@
-"""Tests of labkit.objectives: loss signs and values against hand formulas and torch's BCE, the
-Jensen-Shannon bound against scipy, and each Lipschitz constraint against a separate computation."""
+"""Tests of labkit.gan: loss signs and values against hand formulas and torch's BCE, the
+Jensen-Shannon bound against scipy, each Lipschitz constraint against a separate computation,
+and the two registries."""
 
 import copy
 import math
@@ -10,10 +11,9 @@ import torch.nn.functional as F
 from scipy.spatial.distance import jensenshannon
 from torch import nn
 
-from labkit.models import DCGANCritic, EnsembleLinear, EnsembleMLPCritic, MLPCritic
-from labkit.objectives import (
+from labkit.gan import constraints, losses
+from labkit.gan.constraints import (
     CONSTRAINTS,
-    LOSSES,
     Compose,
     Constraint,
     EnsembleSpectralNorm,
@@ -21,11 +21,17 @@ from labkit.objectives import (
     SpectralNorm,
     WeightClipping,
     clip_parameters_,
+    critic_update,
+    make_constraint,
+)
+from labkit.gan.losses import (
+    LOSSES,
+    critic_estimate,
     critic_loss,
     distance_estimate,
     generator_loss,
-    make_constraint,
 )
+from labkit.models import DCGANCritic, EnsembleLinear, EnsembleMLPCritic, MLPCritic
 from labkit.tests.conftest import seeded
 
 # --------------------------------------------------------------------------- losses
@@ -376,3 +382,46 @@ def test_compose_runs_every_hook_and_sums_penalties():
     assert critic.main[0].weight.abs().max().item() <= 0.01
     with pytest.raises(ValueError, match="Constraint instances"):
         Compose("clip")
+
+
+# --------------------------------------------------------------------------- registries
+
+
+def test_every_loss_entry_is_complete_and_named_by_its_key():
+    f_real, f_fake = torch.randn(3, 5), torch.randn(3, 4)
+    for name, loss in losses.REGISTRY.items():
+        assert loss.name == name
+        value = loss.critic(f_real, f_fake)
+        assert value.shape == (3,) and loss.generator(f_fake).shape == (3,)
+        torch.testing.assert_close(distance_estimate(name, value), loss.estimate(value))
+    assert losses.FIXED_PAIR_LOSSES == ("wgan", "gan")
+
+
+class _Settings:
+    clip, clip_timing, gp_lambda, seed = 0.05, "before", 0.5, 7
+
+
+def test_every_constraint_entry_builds_from_a_config():
+    built = {name: constraints.from_config(type("C", (_Settings,), {"constraint": name})())
+             for name in CONSTRAINTS}
+    assert built["clip"] == WeightClipping(0.05, "before")
+    assert built["gp"].lam == 0.5 and built["sn"].seed == 7 and type(built["none"]) is Constraint
+    assert constraints.FAST_CONSTRAINTS == ("clip", "none")
+
+
+def test_critic_estimate_chunks_average_the_critic_losses():
+    critic = MLPCritic(2, hidden=4, depth=1, generator=seeded(0))
+    real, fake = torch.randn(8, 2, generator=seeded(1)), torch.randn(8, 2, generator=seeded(2))
+    whole = critic_estimate("wgan", critic, real, fake)
+    torch.testing.assert_close(whole, critic(real).mean() - critic(fake).mean())
+    torch.testing.assert_close(critic_estimate("wgan", critic, real, fake, chunk=4), whole)
+
+
+def test_critic_update_runs_the_hooks_around_one_step():
+    critic = MLPCritic(2, hidden=4, depth=1, generator=seeded(0))
+    optimizer = torch.optim.SGD(critic.parameters(), lr=10.0)
+    real, fake = torch.randn(8, 2, generator=seeded(1)), torch.randn(8, 2, generator=seeded(2))
+    loss = critic_update(WeightClipping(0.01), critic, optimizer,
+                         lambda: (critic_loss("wgan", critic(real), critic(fake)), 0.0))
+    assert not loss.requires_grad
+    assert max(p.abs().max().item() for p in critic.parameters()) <= 0.01

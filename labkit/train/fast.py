@@ -1,18 +1,20 @@
 """The fast path of image training: the same Algorithm 1 as :class:`labkit.train.Trainer`, without
 the overheads that starve a GPU (``docs/paper_facts.md``, "Measured for this project").
 
-:class:`FastStep` replaces one thing, the Trainer's generator iteration (``Trainer.train_step``
-delegates to it); warm-up schedule, clipping timing, evaluation, checkpoints, exact resume and
-Ctrl-C stay the Trainer's. It runs the Trainer's own :meth:`~labkit.train.Trainer.critic_step`,
-:meth:`~labkit.train.Trainer.generator_step` and :meth:`~labkit.train.Trainer.step_values`, so the
-maths is the plain loop's, and changes only where the data lives and how the work is launched:
+:class:`FastStep` is another :class:`~labkit.train.step.Step`: the Trainer holds it instead of the
+:class:`~labkit.train.step.ReferenceStep` it wraps; warm-up schedule, evaluation, checkpoints,
+exact resume and Ctrl-C stay the Trainer's. It runs the reference step's own
+:meth:`~labkit.train.step.ReferenceStep.critic_step`,
+:meth:`~labkit.train.step.ReferenceStep.generator_step` and
+:meth:`~labkit.train.step.ReferenceStep.step_values`, so the maths is the plain loop's, and
+changes only where the data lives and how the work is launched:
 
 - the training images of the uint8 cache sit on the device (:class:`DeviceImages`), or in pinned
   host memory with asynchronous copies when they do not fit in the free GPU memory;
 - batch indices and noise are drawn where the images are, from the run's seeded stream
-  (``trainer.rngs[0]``; a device generator with the same seed when the images are on the GPU);
+  (``reference.rngs[0]``; a device generator with the same seed when the images are on the GPU);
 - the optimizers take their multi-tensor (``foreach`` / ``fused``) paths, clipping is two
-  ``torch._foreach_clamp_*`` calls (:func:`labkit.objectives.clip_parameters_`);
+  ``torch._foreach_clamp_*`` calls (:func:`labkit.gan.constraints.clip_parameters_`);
 - no host synchronisation: step values stay on the device until the Trainer's logging points;
 - on CUDA, one critic step and one generator step are each captured as a CUDA graph and replayed
   into static input buffers; optional bf16 autocast and channels_last.
@@ -30,44 +32,19 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from labkit import _checks
 from labkit.datasets import ImageDataset
+from labkit.gan.constraints import FAST_CONSTRAINTS
+from labkit.train.config import DRAWS, seed_stream
 
 if TYPE_CHECKING:
-    from labkit.train import TrainConfig, Trainer
+    from labkit.train.step import ReferenceStep
 
-#: Constraints the fast path runs (the paper's clipping, or none): the gradient penalty draws its
-#: interpolation weights on the host, which a CUDA graph cannot replay.
-FAST_CONSTRAINTS = ("clip", "none")
 #: GPU memory left free beside a resident cache, for the models, activations and evaluation.
 DEVICE_HEADROOM = 4 << 30
 #: Images read from the memory-mapped cache per copy when the fast path loads it.
 UPLOAD_CHUNK = 16384
 #: Warm-up iterations on a side stream before capture (PyTorch's CUDA-graph recipe).
 CAPTURE_WARMUP = 3
-
-
-def use_fast(config: TrainConfig, world: int = 1) -> bool:
-    """Whether a run takes the fast path: ``config.fast``, or when it is None, for a
-    one-process image run on CUDA under clipping or no constraint."""
-    if config.fast is not None:
-        return config.fast
-    return (config.target == "images" and config.device.startswith("cuda") and world == 1
-            and config.constraint in FAST_CONSTRAINTS)
-
-
-def check_fast_config(config: TrainConfig) -> None:
-    """Raise :class:`~labkit._checks.BadValue` naming ``fast`` if ``fast=True`` cannot apply
-    to ``config``."""
-    if not config.fast:
-        return
-    if config.target != "images":
-        raise _checks.BadValue("fast", config.fast, "False or None for a toy target",
-                               " (the fast path trains on images, target='images')")
-    if config.constraint not in FAST_CONSTRAINTS:
-        raise _checks.BadValue("fast", config.fast,
-                               f"False or None with constraint={config.constraint!r}",
-                               f" (the fast path supports {', '.join(FAST_CONSTRAINTS)})")
 
 
 def choose_placement(n_bytes: int, device: torch.device) -> str:
@@ -147,17 +124,19 @@ class DeviceImages:
 
 
 class FastStep:
-    """One generator iteration of Algorithm 1 on the fast path, for ``trainer``.
+    """One generator iteration of Algorithm 1 on the fast path (a :class:`~labkit.train.step.Step`),
+    advancing the state of ``reference``.
 
     Called as ``step(n_steps)``: ``n_steps`` critic steps (each on a fresh real batch and fresh
     noise) then one generator step; returns the step values of
-    :meth:`~labkit.train.Trainer.step_values`, shape (4, 1), still on the device.
+    :meth:`~labkit.train.step.ReferenceStep.step_values`, shape (4, 1), still on the device.
 
     Parameters
     ----------
-    trainer : Trainer
-        An image run in one process (its Trainer builds one when ``config.fast`` says so; build
-        another to change the options below, ``trainer.fast_step = FastStep(trainer, ...)``).
+    reference : ReferenceStep
+        The reference step of an image run in one process (the Trainer wraps its own in a
+        FastStep when ``config.fast`` says so; wrap it again to change the options below,
+        ``reference.step = FastStep(reference.step.reference, ...)``).
     graphs : bool or None
         Capture the critic step and the generator step as CUDA graphs (at the first call, after
         any resume). None: on CUDA. The optimizers must be ``capturable``
@@ -171,39 +150,36 @@ class FastStep:
         Where the training images live (:class:`DeviceImages`).
     """
 
-    def __init__(self, trainer: Trainer, graphs: bool | None = None, bf16: bool = False,
+    def __init__(self, reference: ReferenceStep, graphs: bool | None = None, bf16: bool = False,
                  channels_last: bool = False, placement: str | None = None) -> None:
-        from labkit.train import member_seeds
-
-        device, config = trainer.device, trainer.config
+        device, config = reference.device, reference.config
         graphs = device.type == "cuda" if graphs is None else graphs
         if graphs and device.type != "cuda":
             raise ValueError(f"graphs=True is not allowed on device={config.device!r}; CUDA "
                              "graphs need device='cuda' (use graphs=False on the CPU)")
-        if not isinstance(trainer.target, ImageDataset):
+        if not reference.data.fast_path:
             raise ValueError(f"target={config.target!r} is not allowed on the fast path; it "
                              "trains on images")
         if config.constraint not in FAST_CONSTRAINTS:
             raise ValueError(f"constraint={config.constraint!r} is not allowed on the fast "
                              f"path; use one of {', '.join(FAST_CONSTRAINTS)}")
         if graphs and not all(opt.defaults.get("capturable", True)
-                              for opt in (trainer.opt_critic, trainer.opt_generator)):
+                              for opt in (reference.opt_critic, reference.opt_generator)):
             raise ValueError("graphs=True needs capturable optimizers; build them with "
                              "build_optimizer(config, params, fast=True, capturable=True)")
-        self.trainer, self.graphs = trainer, graphs
-        self.images = DeviceImages(trainer.target, device, placement)
-        if self.images.draw_device != trainer.rngs[0].device:  # draws on the GPU, same seed
-            trainer.rngs[0] = torch.Generator(self.images.draw_device).manual_seed(
-                member_seeds(config.seed)[1])
+        self.reference, self.graphs = reference, graphs
+        self.images = DeviceImages(reference.data.target, device, placement)
+        if self.images.draw_device != reference.rngs[0].device:  # draws on the GPU, same seed
+            reference.rngs[0] = seed_stream(config.seed, DRAWS, self.images.draw_device)
         memory_format = torch.channels_last if channels_last else torch.contiguous_format
         if channels_last:
-            trainer.generator.to(memory_format=memory_format)
-            trainer.critic.to(memory_format=memory_format)
-        trainer.forward_context = (functools.partial(torch.autocast, device.type,
-                                                     dtype=torch.bfloat16, cache_enabled=False)
-                                   if bf16 else contextlib.nullcontext)
+            reference.generator.to(memory_format=memory_format)
+            reference.critic.to(memory_format=memory_format)
+        reference.forward_context = (functools.partial(torch.autocast, device.type,
+                                                       dtype=torch.bfloat16, cache_enabled=False)
+                                     if bf16 else contextlib.nullcontext)
         m = config.batch_size
-        self.real = torch.empty((m, *trainer.target.dim), device=device,
+        self.real = torch.empty((m, *reference.data.target.dim), device=device,
                                 memory_format=memory_format)
         self.noise = torch.empty((m, config.nz), device=device)
         self.loss_c: torch.Tensor | None = None
@@ -217,25 +193,25 @@ class FastStep:
 
     # ------------------------------------------------------------------ draws
     def _draw_noise(self) -> None:
-        generator = self.trainer.rngs[0]
+        generator = self.reference.rngs[0]
         self.noise.copy_(torch.randn(self.noise.shape, generator=generator,
                                      device=generator.device), non_blocking=True)
 
     def _draw_critic_batch(self) -> None:
         """A real batch then the noise of its fake batch, in the plain loop's order."""
-        self.images.draw(self.real, self.trainer.rngs[0])
+        self.images.draw(self.real, self.reference.rngs[0])
         self._draw_noise()
 
     # ------------------------------------------------------------------ the two steps
     def _critic_body(self) -> None:
-        trainer = self.trainer
-        with torch.no_grad(), trainer.forward_context():
-            fake = trainer.generator(self.noise)
-        self.loss_c = trainer.critic_step(self.real, fake)
+        reference = self.reference
+        with torch.no_grad(), reference.forward_context():
+            fake = reference.generator(self.noise)
+        self.loss_c = reference.critic_step(self.real, fake)
 
     def _generator_body(self) -> None:
-        trainer = self.trainer
-        self.values = trainer.step_values(self.loss_c, trainer.generator_step(self.noise))
+        reference = self.reference
+        self.values = reference.step_values(self.loss_c, reference.generator_step(self.noise))
 
     def __call__(self, n_steps: int) -> torch.Tensor:
         """``n_steps`` critic steps and one generator step; the values, (4, 1), on the device."""
@@ -253,10 +229,10 @@ class FastStep:
     # ------------------------------------------------------------------ CUDA graphs
     def _state_tensors(self) -> list[torch.Tensor]:
         """Every tensor a step changes in place: parameters, buffers, optimizer states."""
-        trainer = self.trainer
-        tensors = [*trainer.generator.parameters(), *trainer.generator.buffers(),
-                   *trainer.critic.parameters(), *trainer.critic.buffers()]
-        for opt in (trainer.opt_generator, trainer.opt_critic):
+        reference = self.reference
+        tensors = [*reference.generator.parameters(), *reference.generator.buffers(),
+                   *reference.critic.parameters(), *reference.critic.buffers()]
+        for opt in (reference.opt_generator, reference.opt_critic):
             tensors += [v for s in opt.state.values() for v in s.values()
                         if isinstance(v, torch.Tensor)]
         return tensors
@@ -266,9 +242,9 @@ class FastStep:
         the models, optimizer states and the draw stream back as they were before the warm-up
         (in place, so the graphs keep their addresses; optimizer states first created by the
         warm-up go back to zero, the optimizers' own initial value)."""
-        trainer = self.trainer
+        reference = self.reference
         before = {id(t): t.detach().clone() for t in self._state_tensors()}
-        rng_state = trainer.rngs[0].get_state()
+        rng_state = reference.rngs[0].get_state()
         side = torch.cuda.Stream()
         side.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(side):
@@ -286,9 +262,9 @@ class FastStep:
             for t in self._state_tensors():
                 saved = before.get(id(t))
                 t.copy_(saved) if saved is not None else t.zero_()
-        trainer.rngs[0].set_state(rng_state)
+        reference.rngs[0].set_state(rng_state)
         self._graphs = (critic_graph.replay, generator_graph.replay)
 
 
-__all__ = ["FastStep", "DeviceImages", "use_fast", "check_fast_config", "choose_placement",
+__all__ = ["FastStep", "DeviceImages", "choose_placement",
            "FAST_CONSTRAINTS", "DEVICE_HEADROOM"]
