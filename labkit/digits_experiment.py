@@ -33,7 +33,8 @@ import numpy as np
 import torch
 
 from labkit import _checks, checkpoint, digits, metrics, rundir
-from labkit.study import _rounded, format_cell, mean_se
+from labkit.study import format_cell, mean_se
+from labkit.study.results import _rounded
 
 FORMAT = 1
 
