@@ -28,7 +28,7 @@ from labkit.digits_experiment.evaluation import (
     levelled_off,
 )
 from labkit.digits_experiment.tables import TABLE_FIELDS, _nan
-from labkit.study.results import _rounded
+from labkit.study.results import _rounded, _write_atomic
 
 FORMAT = 1
 
@@ -122,11 +122,6 @@ def load_grid(grids: str | os.PathLike, arm: str, seed: int, iteration: int | No
         side = (picture.shape[1] - 2) // 8  # image side + gap, eight images a row
         picture = picture[:2 + rows * side]
     return picture
-
-
-def _write_atomic(data: dict, path: Path) -> None:
-    with rundir.atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(data, separators=(",", ":")) + "\n")
 
 
 def load_results(path: str | os.PathLike) -> dict:
