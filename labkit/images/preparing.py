@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from labkit import _checks, rundir
+from labkit._workers import die_with_parent
 from labkit.images.cache import (
     CACHE_FORMAT,
     IMAGES_FILE,
@@ -51,25 +52,11 @@ def _init_worker(reader_pickle: bytes, size: int, parent: int) -> None:
     initializer that raises makes ``multiprocessing.Pool`` respawn workers for ever).
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
-    _die_with_parent(parent)
+    die_with_parent(parent)
     try:
         _worker.update(reader=pickle.loads(reader_pickle), size=size)
     except Exception as err:  # noqa: BLE001 - re-raised in _decode_in_worker
         _worker.update(error=err)
-
-
-def _die_with_parent(parent: int) -> None:
-    """Ask Linux to SIGKILL this process when its parent ends (``prctl(PR_SET_PDEATHSIG)``), so
-    that a killed ``prepare`` leaves no workers behind; exit at once if the parent is already
-    gone. Elsewhere, idle workers still end when their task queue closes."""
-    try:
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
-    except (OSError, AttributeError):  # not Linux
-        return
-    if os.getppid() != parent:
-        os._exit(1)
 
 
 def _decode_in_worker(task: tuple[Any, int]):

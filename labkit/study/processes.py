@@ -7,31 +7,22 @@ import multiprocessing
 import os
 import queue
 import signal
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from labkit._workers import die_with_parent
 from labkit.study.config import StudyConfig
 from labkit.study.pairs import PairInterrupted, run_one
 
 
-def _die_with_parent(parent: int) -> None:
-    """Make this process get SIGKILL when its parent dies (Linux ``PR_SET_PDEATHSIG``), and
-    leave the parent's process group, so that a Ctrl-C at the terminal reaches the parent
-    only (which then stops this process once, cleanly)."""
-    os.setpgrp()
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
-    if os.getppid() != parent:  # the parent died before prctl took effect
-        os._exit(1)
-
-
 def _pair_worker(study: StudyConfig, key: str, work: str, results, parent: int) -> None:
-    """Body of a worker process: one run, its outcome (the run, or the exception) queued."""
-    _die_with_parent(parent)
+    """Body of a worker process: one run, its outcome (the run, or the exception) queued.
+
+    The worker leaves the parent's process group, so that a Ctrl-C at the terminal reaches the
+    parent only (which then stops this process once, cleanly), and dies with the parent."""
+    os.setpgrp()
+    die_with_parent(parent)
     try:
         outcome: Any = run_one(study, *key.split("/"), work=work)
     except KeyboardInterrupt:  # stopped outside the training loop (its last checkpoint kept)
