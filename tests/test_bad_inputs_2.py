@@ -890,7 +890,7 @@ def run_in_child(keys: list[str]) -> dict[str, tuple[str, str]]:
     by signal) marks its current case ``unclear`` and a new child takes the rest."""
     results: dict[str, tuple[str, str]] = {}
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        [str(Path(images.__file__).parents[1]), os.environ.get("PYTHONPATH", "")])}
+        [str(Path(images.__file__).parents[2]), os.environ.get("PYTHONPATH", "")])}
     todo = list(keys)
     while todo:
         proc = subprocess.run([sys.executable, __file__, "child", *todo], env=env, text=True,

@@ -175,7 +175,7 @@ def _static_expectations(path: Path) -> tuple[int, int]:
     from labkit import publish
 
     nb = nbformat.read(path, as_version=4)
-    tree = publish._state_of(nb)
+    tree = publish.state._state_of(nb)
     higher = {"text/html", "text/markdown", "text/latex", "image/svg+xml"}
     pictures = bars = 0
     for cell in nb.cells:

@@ -41,7 +41,7 @@ IMG_TINY = ["--image-size", "16", "--ngf", "4", "--ndf", "4", "--batch-size", "8
             "--n-critic", "2", "--no-critic-warmup", "--eval-every", "2", "--eval-samples", "16",
             "--quiet"]
 PAGE = 4096
-ROOT = str(Path(images.__file__).parents[1])  # the labkit under test, for child processes
+ROOT = str(Path(images.__file__).parents[2])  # the labkit under test, for child processes
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")])}
 
 
@@ -168,7 +168,7 @@ def test_prepare_whose_disk_fills_half_way_keeps_the_finished_chunks(tmp_path, l
         args = ["lsun", "prepare", "--src", str(lmdb100), "--out", str(out), "--size", "16",
                 "--limit", "60", "--quiet"]
         fill = functools.partial(leave_free, disk, 0)
-        monkeypatch.setattr(images, "decode", calling_at(15, fill, images.decode))
+        monkeypatch.setattr(images.decoding, "decode", calling_at(15, fill, images.decode))
         assert main(args) == 1
         assert capsys.readouterr().err == (
             f"error: could not write in --out {str(out)!r}: No space left on device; make room, "
@@ -329,7 +329,7 @@ def test_ctrl_c_of_prepare_before_any_chunk_says_nothing_was_kept(tmp_path, lmdb
     # said "finished chunks are kept in OUT" when none was
     out = tmp_path / "c"
     ctrl_c = functools.partial(os.kill, os.getpid(), signal.SIGINT)  # a real signal, to us
-    monkeypatch.setattr(images, "decode", calling_at(1, ctrl_c, images.decode))
+    monkeypatch.setattr(images.decoding, "decode", calling_at(1, ctrl_c, images.decode))
     assert main(["lsun", "prepare", "--src", str(lmdb100), "--out", str(out), "--quiet"]) == 130
     assert capsys.readouterr().err == ("interrupted; no chunk was finished, so nothing was kept; "
                                        "run the same command again to start\n")
@@ -429,7 +429,7 @@ def test_a_data_folder_that_is_no_cache_prints_the_prepare_that_makes_it(tmp_pat
         folder = tmp_path / "c"
         stop = functools.partial(os.kill, os.getpid(), signal.SIGINT)
         with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(images, "decode", calling_at(1, stop, images.decode))
+            patch.setattr(images.decoding, "decode", calling_at(1, stop, images.decode))
             assert main(["lsun", "prepare", "--src", str(lmdb100), "--out", str(folder), "--size",
                          "16", "--quiet"]) == 130
     train = ["lsun", "train", "--data", str(folder), "--out", str(tmp_path / "run"), "--iters",

@@ -236,7 +236,7 @@ def test_prepare_returns_a_finished_cache_and_refuses_other_settings(tmp_path, l
     def no_decoding(*args):
         raise AssertionError("a finished cache was decoded again")
 
-    monkeypatch.setattr(images, "decode", no_decoding)
+    monkeypatch.setattr(images.decoding, "decode", no_decoding)
     again = images.prepare(lmdb_source, tmp_path / "c", size=16, limit=10, progress=False)
     assert again.manifest == first.manifest
     with pytest.raises(ValueError, match=r"^out '.*' already holds a finished cache .* "
@@ -309,7 +309,7 @@ def start_slow_prepare(tmp_path, src, out, cli=False):
     script = tmp_path / "slow_prepare.py"
     script.write_text(SLOW_PREPARE)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        [str(Path(images.__file__).parents[1]), os.environ.get("PYTHONPATH", "")])}
+        [str(Path(images.__file__).parents[2]), os.environ.get("PYTHONPATH", "")])}
     args = (["cli", "lsun", "prepare", "--src", str(src), "--out", str(out), "--size", "16",
              "--workers", "2", "--quiet"] if cli else [str(src), str(out)])
     proc = subprocess.Popen([sys.executable, str(script), *args], env=env, text=True,
@@ -338,7 +338,7 @@ def test_prepare_resumes_after_a_kill_without_redoing_finished_chunks(tmp_path, 
 
     calls = []
     decode = images.decode
-    monkeypatch.setattr(images, "decode", lambda data, size: calls.append(1) or
+    monkeypatch.setattr(images.decoding, "decode", lambda data, size: calls.append(1) or
                         decode(data, size))
     cache = images.prepare(lmdb_source, out, size=16, progress=False, chunk_size=10)
     assert len(calls) == 65 - done  # only the unfinished chunks were decoded
@@ -384,14 +384,14 @@ def test_a_crash_between_the_rename_and_the_manifest_is_finished_without_decodin
     def crash(*args, **kwargs):
         raise Crash
 
-    monkeypatch.setattr(images, "write_manifest", crash)
+    monkeypatch.setattr(images.preparing, "write_manifest", crash)
     with pytest.raises(Crash):
         images.prepare(lmdb_source, tmp_path / "c", size=16, limit=30, progress=False)
     assert sorted(p.name for p in (tmp_path / "c").iterdir()) == ["images.npy",
                                                                   "prepare-state.json"]
     expected, bad = decode_all(lmdb_source, 16, limit=30)
-    monkeypatch.setattr(images, "write_manifest", write_manifest)
-    monkeypatch.setattr(images, "decode", crash)  # nothing is left to decode
+    monkeypatch.setattr(images.preparing, "write_manifest", write_manifest)
+    monkeypatch.setattr(images.decoding, "decode", crash)  # nothing is left to decode
     cache = images.prepare(lmdb_source, tmp_path / "c", size=16, limit=30, progress=False)
     np.testing.assert_array_equal(cache.images, expected)
     assert [k for k, _ in cache.manifest["skipped"]] == bad

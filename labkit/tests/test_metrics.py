@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+import scipy.signal
 import torch
 from scipy.optimize import linear_sum_assignment
 from scipy.spatial.distance import cdist
@@ -17,6 +18,7 @@ from labkit.metrics import (
     critic_lipschitz,
     critic_vs_exact,
     layer_grad_norms,
+    median_filter,
     mode_coverage,
 )
 
@@ -346,3 +348,11 @@ def test_critic_vs_exact_for_an_ensemble_matches_each_member():
         single = critic_vs_exact(_unit_linear_critic, real[s], fake[s])
         assert result["w_estimate"][s] == pytest.approx(single["w_estimate"], abs=1e-12)
         assert result["w1_exact"][s] == pytest.approx(single["w1_exact"], abs=1e-12)
+
+
+def test_median_filter_is_the_running_median():
+    values = np.random.default_rng(0).normal(size=500)
+    ours = median_filter(values, 101)
+    np.testing.assert_array_equal(ours[50:-50], scipy.signal.medfilt(values, 101)[50:-50])
+    with pytest.raises(ValueError, match="width=100 is not allowed; it must be an odd integer"):
+        median_filter(values, 100)

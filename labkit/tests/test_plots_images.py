@@ -8,9 +8,8 @@ matplotlib.use("Agg")
 import numpy as np  # noqa: E402
 import PIL.Image  # noqa: E402
 import pytest  # noqa: E402
-import scipy.signal  # noqa: E402
 
-from labkit import plots  # noqa: E402
+from labkit import metrics, plots  # noqa: E402
 
 
 def test_image_grid_places_pixels():
@@ -25,14 +24,6 @@ def test_image_grid_places_pixels():
     assert (grid[20:36, 20:36] == 255).all()  # the empty slot stays white
 
 
-def test_median_filter_is_the_running_median():
-    values = np.random.default_rng(0).normal(size=500)
-    ours = plots.median_filter(values, 101)
-    np.testing.assert_array_equal(ours[50:-50], scipy.signal.medfilt(values, 101)[50:-50])
-    with pytest.raises(ValueError, match="width=100 is not allowed; it must be an odd integer"):
-        plots.median_filter(values, 100)
-
-
 def test_w_estimate_curves_draw_raw_and_filtered(tmp_path):
     its = np.arange(300)
     w = np.sin(its / 30) + np.random.default_rng(1).normal(0, 0.1, 300)
@@ -40,7 +31,7 @@ def test_w_estimate_curves_draw_raw_and_filtered(tmp_path):
                                   title="data: test; device: cpu")
     raw, smooth = fig.axes[0].lines
     np.testing.assert_array_equal(raw.get_ydata(), w)
-    np.testing.assert_array_equal(smooth.get_ydata(), plots.median_filter(w, 101))
+    np.testing.assert_array_equal(smooth.get_ydata(), metrics.median_filter(w, 101))
     assert fig.axes[1].lines[0].get_ydata().tolist() == [5.0, 3.0]
     assert fig._suptitle.get_text() == "data: test; device: cpu"
     path = plots.save_image_grid(np.zeros((4, 3, 16, 16)), tmp_path / "g" / "grid.png", nrow=2)

@@ -65,7 +65,7 @@ def test_progress_bar_reads_as_tqdm_prints_it(n, total):
                            else "settings:  33%|███▎      | 1/3 [00:21<00:42")
     tree = saved_state()
     assert publish.widget_text(tree, bar.container.model_id) == want
-    assert not publish._Tree(tree).needs_picture(bar.container.model_id)
+    assert not publish.state._Tree(tree).needs_picture(bar.container.model_id)
 
 
 def explorer():
@@ -97,7 +97,7 @@ def test_explorer_text_says_the_saved_values():
 
 def test_explorer_picture_holds_the_image():
     box, pixels = explorer()
-    full = np.asarray(publish._picture(saved_state(), box.model_id))
+    full = np.asarray(publish.picture._picture(saved_state(), box.model_id))
     assert full.shape[1] >= 110 + 360  # the description column and the slider track
     assert contains(full, pixels)  # the figure, pixel for pixel
     saved = PIL.Image.open(io.BytesIO(publish.widget_picture(saved_state(), box.model_id)))
@@ -110,8 +110,8 @@ def test_slider_picture_moves_with_the_value():
     low = ipywidgets.FloatLogSlider(value=1e-3, min=-3, max=0, description="c")
     high = ipywidgets.FloatLogSlider(value=1.0, min=-3, max=0, description="c")
     tree = saved_state()
-    assert publish._fraction("FloatLogSliderModel", tree[low.model_id]["state"]) < 1e-12
-    assert publish._fraction("FloatLogSliderModel", tree[high.model_id]["state"]) > 1 - 1e-12
+    assert publish.text._fraction("FloatLogSliderModel", tree[low.model_id]["state"]) < 1e-12
+    assert publish.text._fraction("FloatLogSliderModel", tree[high.model_id]["state"]) > 1 - 1e-12
     assert publish.widget_picture(tree, low.model_id) != publish.widget_picture(tree,
                                                                               high.model_id)
 

@@ -296,7 +296,7 @@ def test_critic_lag_measure_leaves_training_untouched_and_finds_a_better_critic(
         alone["curves"]
     fast = TrainConfig(**{**config.train_config("wgan-gp", "ring").to_dict(), "lr": 1e-2})
     trainer = Trainer(fast, progress=False)
-    running = study._estimate("wgan", trainer.critic, trainer.evaluator.real,
+    running = study.evaluation._estimate("wgan", trainer.critic, trainer.evaluator.real,
                               trainer.generator(trainer.evaluator.z).detach())
     retrained = study.retrained_estimate(trainer, 60)
     assert (retrained > running + 0.2).all()  # an untrained critic is far from its optimum
@@ -365,7 +365,7 @@ def test_study_stopped_inside_a_run_resumes_to_the_results_of_one_go(tmp_path, m
                             work=tmp_path / "w1")
     assert not (tmp_path / "w1").exists()  # finished runs' folders are removed
 
-    record, stopped = study._Recorder.__call__, []
+    record, stopped = study.evaluation._Recorder.__call__, []
 
     def ctrl_c_in_the_second_run(self, event, trainer):  # a real SIGINT, mid-run
         record(self, event, trainer)
@@ -374,7 +374,7 @@ def test_study_stopped_inside_a_run_resumes_to_the_results_of_one_go(tmp_path, m
             stopped.append(trainer.iteration)
             os.kill(os.getpid(), signal.SIGINT)
 
-    monkeypatch.setattr(study._Recorder, "__call__", ctrl_c_in_the_second_run)
+    monkeypatch.setattr(study.evaluation._Recorder, "__call__", ctrl_c_in_the_second_run)
     path, work = tmp_path / "study.json", tmp_path / "w2"
     with pytest.raises(KeyboardInterrupt, match="wgan-sn/ring stopped at iteration 6"):
         study.run_study(config, path, progress=False, log=quiet, work=work)
@@ -400,14 +400,14 @@ def test_study_stopped_inside_a_run_resumes_to_the_results_of_one_go(tmp_path, m
 
 def test_study_command_ctrl_c_says_what_was_kept_and_how_to_go_on(tmp_path, monkeypatch,
                                                                  capsys):
-    record = study._Recorder.__call__
+    record = study.evaluation._Recorder.__call__
 
     def ctrl_c_at_iteration_6(self, event, trainer):  # a real SIGINT, inside the first run
         record(self, event, trainer)
         if event == "eval" and trainer.iteration == 6:
             os.kill(os.getpid(), signal.SIGINT)
 
-    monkeypatch.setattr(study._Recorder, "__call__", ctrl_c_at_iteration_6)
+    monkeypatch.setattr(study.evaluation._Recorder, "__call__", ctrl_c_at_iteration_6)
     monkeypatch.chdir(tmp_path)
     argv = ["study", "--out", "s.json", "--jobs", "1", "--quiet",
             *[f for k, v in TINY.items() for f in
@@ -420,14 +420,14 @@ def test_study_command_ctrl_c_says_what_was_kept_and_how_to_go_on(tmp_path, monk
 
 
 def test_a_runs_seconds_count_its_training_once(monkeypatch):
-    record = study._Recorder.__call__
+    record = study.evaluation._Recorder.__call__
 
     def slow_evaluation(self, event, trainer):  # 0.2 s inside training at each evaluation
         record(self, event, trainer)
         if event == "eval":
             time.sleep(0.2)
 
-    monkeypatch.setattr(study._Recorder, "__call__", slow_evaluation)
+    monkeypatch.setattr(study.evaluation._Recorder, "__call__", slow_evaluation)
     started = time.perf_counter()
     run = study.run_one(study.StudyConfig(**TINY), "gan", "ring")
     wall = time.perf_counter() - started
@@ -534,7 +534,7 @@ def test_shipped_results_have_every_method_target_seed_baseline_and_verdict():
             assert [r["seed"] for r in run["final"]] == config.seeds
             assert all(set(study.TABLE_FIELDS) <= set(r) for r in run["final"])
             assert sorted(set(run["curves"]["seed"])) == config.seeds
-            assert run["convergence"] == study._rounded(study.run_convergence(run))
+            assert run["convergence"] == study.results._rounded(study.run_convergence(run))
             assert run["convergence"]["verdict"] in ("converged", "oscillating", "unsettled",
                                                      "falling", "rising", "diverged")
     for key in ("floor/ring", "floor/grid", "support only/ring", "support only/grid"):

@@ -67,7 +67,7 @@ def test_pyramid_matches_scipy_and_reconstructs(images):
     for lap in reversed(levels[:-1]):
         up = torch.zeros_like(lap)
         up[..., ::2, ::2] = current
-        current = lap + 4 * metrics._pyramid_blur(up)
+        current = lap + 4 * metrics.swd._pyramid_blur(up)
     torch.testing.assert_close(current, x, atol=1e-5, rtol=0)
 
 
@@ -107,4 +107,4 @@ def test_swd_falls_as_blur_is_reduced(images):
 def test_sorted_columns_equal_torch_sort():
     x = torch.randn(500, 7, generator=torch.Generator().manual_seed(0))
     x[3, 2] = x[4, 2]  # a tie
-    assert torch.equal(metrics._sorted_columns(x), torch.sort(x, dim=0).values)
+    assert torch.equal(metrics.swd._sorted_columns(x), torch.sort(x, dim=0).values)

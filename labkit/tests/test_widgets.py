@@ -16,6 +16,7 @@ from scipy.optimize import linear_sum_assignment
 from scipy.spatial.distance import cdist
 
 from labkit import toys, widgets
+from labkit.widgets import views
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -347,3 +348,45 @@ def test_clip_readout_never_prints_minus_zero():
                                       "cosine": 0.5})
     cells = parse(html)[1]
     assert cells["estimate"] == cells["ratio"] == "0"
+
+
+def test_clip_explorer_view_draws_the_given_data():
+    rng = np.random.default_rng(0)
+    real, fake = rng.normal(size=(20, 2)), rng.normal(size=(20, 2))
+    view = views.ClipExplorerView(real, fake, -fake, (-3, 3, -3, 3), depth_max=6)
+    weights = rng.uniform(-0.01, 0.01, size=500)
+    field = rng.normal(size=(10, 10))
+    grad = rng.normal(size=(20, 2))
+    view.update(field, grad, weights, [1e-3, 1e-2, 1e-1], 0.01, "clip c = 0.01")
+    assert view.png().startswith(b"\x89PNG")
+    np.testing.assert_array_equal(view._image.get_array(), field)
+    counts, edges = np.histogram(weights, bins=40)
+    np.testing.assert_array_equal(view._stairs.get_data().values, counts)
+    np.testing.assert_allclose(view._norms.get_ydata(), [1e-3, 1e-2, 1e-1])
+    assert [line.get_xdata()[0] for line in view._clip_lines] == [-0.01, 0.01]
+    unit = grad / np.linalg.norm(grad, axis=1, keepdims=True)
+    np.testing.assert_allclose(np.column_stack([view._quiver.U, view._quiver.V]), unit)
+    view.update(field, grad, weights, [1.0, 2.0], None, "GP")
+    assert not any(line.get_visible() for line in view._clip_lines)
+    assert view._title.get_text() == "GP"
+
+
+def test_clip_explorer_view_labels_never_collide():
+    """The norm panel's tick labels stay clear of the histogram whatever the norms' scale (the
+    layout is computed once), +-c is only named under clipping, and a norm of 0 is not drawn."""
+    rng = np.random.default_rng(0)
+    real, fake = rng.normal(size=(20, 2)), rng.normal(size=(20, 2))
+    view = views.ClipExplorerView(real, fake, -fake, (-3, 3, -3, 3), depth_max=6)
+    _, _, hist_ax, norm_ax = view.axes
+    for norms, clip in (([1e-28, 1e-20, 0.0], 0.001), ([3e4, 2e5], 1.0), ([0.5, 2.0], None)):
+        view.update(rng.normal(size=(10, 10)), rng.normal(size=(20, 2)),
+                    rng.uniform(-0.01, 0.01, 500), norms, clip, "setting")
+        view.png()
+        renderer = view.fig.canvas.get_renderer()
+        hist_right = hist_ax.get_tightbbox(renderer).x1
+        labels = [t for t in norm_ax.get_yticklabels() if t.get_visible() and t.get_text()]
+        assert len(labels) >= 2
+        assert min(t.get_window_extent(renderer).x0 for t in labels) > hist_right
+        assert hist_ax.get_title() == ("weights (dotted: ±c)" if clip else "weights")
+        drawn = view._norms.get_ydata()
+        assert np.array_equal(np.isnan(drawn), np.asarray(norms) == 0)
