@@ -1,4 +1,5 @@
-"""WGAN Lab's library: toy data, exact optimal transport, models, objectives and the training loop.
+"""WGAN Lab's library: toy data, exact optimal transport, models, GAN losses and constraints,
+and the training loop.
 
 Submodules are imported on demand (``import labkit.ot``), so ``import labkit`` stays cheap.
 """

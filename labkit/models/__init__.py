@@ -3,7 +3,7 @@ ensembles of S small MLPs that train S seeds of a toy experiment in one batched 
 
 Shapes follow the authors' code (martinarjovsky/WassersteinGAN, ``models/mlp.py`` and
 ``models/dcgan.py``) with one deliberate change: critics return one value per sample, shape (B,),
-where the authors return the batch mean; :mod:`labkit.objectives` takes the mean.
+where the authors return the batch mean; :mod:`labkit.gan.losses` takes the mean.
 
 One module a family: :mod:`labkit.models.mlp`, :mod:`labkit.models.ensemble` and
 :mod:`labkit.models.dcgan`.

@@ -148,7 +148,7 @@ class DCGANCritic(nn.Module):
     Conv(c, c, 3, 1, 1), then Conv(c, 2c, 4, 2, 1) halving the size down to 4x4, each hidden layer
     but the first followed by [BatchNorm +] LeakyReLU(0.2), and Conv(c, 1, 4, 1, 0): f(x) per
     sample, no sigmoid, no conv bias. The authors return f averaged over the batch, shape (1,);
-    here f has shape (B,) and :func:`labkit.objectives.critic_loss` takes the mean. With
+    here f has shape (B,) and :func:`labkit.gan.losses.critic_loss` takes the mean. With
     BatchNorm in training mode the values still depend on the whole batch, as in the authors' code.
 
     Parameters

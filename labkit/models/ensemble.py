@@ -98,7 +98,7 @@ class _EnsembleMLP(nn.Module):
     """Shared body of the ensemble MLPs: construction, stacking and unstacking of members."""
 
     #: Leading dims of the input that index samples: (S, B). The output has this shape for the
-    #: critic; :class:`labkit.objectives.GradientPenalty` reads it.
+    #: critic; :class:`labkit.gan.constraints.GradientPenalty` reads it.
     batch_ndim = 2
 
     def __init__(self, seeds, in_features, out_features, hidden, depth, generator) -> None:

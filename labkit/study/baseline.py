@@ -12,8 +12,9 @@ import torch
 
 from labkit import _checks
 from labkit.study.config import BASELINES, TARGETS, StudyConfig
-from labkit.study.evaluation import _stream, sample_metrics
+from labkit.study.evaluation import sample_metrics
 from labkit.study.results import _rounded
+from labkit.train import seed_stream
 
 
 def support_only_points(target_name: str, n: int, spread: float,
@@ -77,9 +78,9 @@ def choose_spread(target_name: str, n: int, seeds: Iterable[int] = SPREAD_SEEDS,
     candidates = list(SPREADS[target_name] if candidates is None else candidates)
     w1 = np.zeros(len(candidates))
     for seed in seeds:
-        real = target.sample(n, generator=_stream(seed, 3)).double()
+        real = target.sample(n, generator=seed_stream(seed, 3)).double()
         for k, spread in enumerate(candidates):
-            fake = support_only_points(target_name, n, spread, _stream(seed, 5)).double()
+            fake = support_only_points(target_name, n, spread, seed_stream(seed, 5)).double()
             w1[k] += ot.w1(fake, real) / len(seeds)
     best = int(np.argmin(w1))
     return {"spread": candidates[best], "candidates": candidates, "w1": w1.tolist(),
@@ -98,10 +99,10 @@ def baseline_points(kind: str, target_name: str, n: int, seed: int,
 
     _checks.choice("kind", kind, BASELINES)
     target = toys.make_target(target_name)
-    real = target.sample(n, generator=_stream(seed, 3))
+    real = target.sample(n, generator=seed_stream(seed, 3))
     if kind == "floor":
-        return target.sample(n, generator=_stream(seed, 4)), real
-    return support_only_points(target_name, n, spread, _stream(seed, 5)), real
+        return target.sample(n, generator=seed_stream(seed, 4)), real
+    return support_only_points(target_name, n, spread, seed_stream(seed, 5)), real
 
 
 def baselines(study: StudyConfig) -> dict[str, dict]:

@@ -8,19 +8,12 @@ import copy
 import math
 from typing import Any
 
-import numpy as np
 import torch
 
 from labkit import _checks
+from labkit.gan.losses import critic_estimate
 from labkit.study.results import _rounded
-
-
-def _stream(seed: int, child: int) -> torch.Generator:
-    """Seed ``seed``'s independent stream number ``child`` (``SeedSequence(seed).spawn``):
-    0-2 train (:func:`labkit.train.member_seeds`), 3 the final table's real points and
-    latent codes, 4 the floor's second real sample, 5 the support-only samples."""
-    state = np.random.SeedSequence(seed).spawn(child + 1)[child].generate_state(1, np.uint64)
-    return torch.Generator().manual_seed(int(state[0] >> 1))
+from labkit.train import seed_stream
 
 
 def sample_metrics(fake: torch.Tensor, real: torch.Tensor, target) -> dict[str, float]:
@@ -51,7 +44,7 @@ def sample_metrics(fake: torch.Tensor, real: torch.Tensor, target) -> dict[str, 
 def _final_points(trainer, n: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Fresh (S, n, 2) real points and (S, n, nz) latent codes for the final table, drawn from
     each seed's stream 3 (training used 0-2)."""
-    gens = [_stream(s, 3) for s in trainer.seeds]
+    gens = [seed_stream(s, 3) for s in trainer.seeds]
     real = torch.stack([trainer.target.sample(n, generator=g) for g in gens])
     z = torch.stack([torch.randn(n, trainer.config.nz, generator=g) for g in gens])
     return real.to(trainer.device), z.to(trainer.device)
@@ -68,12 +61,9 @@ def grid_points(target, size: int = 20) -> torch.Tensor:
 
 
 def _estimate(loss: str, critic, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-    """The critic's distance estimate between ``real`` and ``fake``, one value per seed (S,)."""
-    from labkit import objectives
-
+    """:func:`labkit.gan.losses.critic_estimate` without gradients, one value per seed (S,)."""
     with torch.no_grad():
-        value = objectives.critic_loss(loss, critic(real), critic(fake))
-    return objectives.distance_estimate(loss, value).reshape(-1)
+        return critic_estimate(loss, critic, real, fake).reshape(-1)
 
 
 def update_cosine(optimizer: torch.optim.Optimizer, n_seeds: int) -> list[float]:

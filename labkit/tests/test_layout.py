@@ -14,10 +14,10 @@ ROOT = Path(__file__).resolve().parents[1]  # the labkit folder
 
 #: Lowest first. A module may import from its own layer and the layers before it.
 LAYERS = (
-    ("base", ("labkit", "labkit._checks", "labkit.rundir")),
+    ("base", ("labkit", "labkit._checks", "labkit._workers", "labkit.rundir")),
     ("maths", ("labkit.ot", "labkit.toys", "labkit.divergences", "labkit.metrics")),
     ("models", ("labkit.models",)),
-    ("games", ("labkit.gan", "labkit.objectives")),
+    ("games", ("labkit.gan",)),
     ("data", ("labkit.lsun", "labkit.images", "labkit.datasets", "labkit.digits",
               "labkit.checkpoint", "labkit.distributed")),
     ("training", ("labkit.train",)),
