@@ -286,8 +286,8 @@ from labkit import images
 decode = images.decode
 
 
-def slow_decode(data, size):  # 10 ms a record, so that the run can be stopped half way
-    time.sleep(0.01)
+def slow_decode(data, size):  # 50 ms a record, so that the run can be stopped half way
+    time.sleep(0.05)
     return decode(data, size)
 
 
@@ -303,7 +303,7 @@ if __name__ == "__main__":
 
 
 def start_slow_prepare(tmp_path, src, out, cli=False):
-    """Prepare ``src`` into ``out`` with 2 workers at 10 ms a record in a process group of its
+    """Prepare ``src`` into ``out`` with 2 workers at 50 ms a record in a process group of its
     own, through the library or ``python -m labkit lsun prepare``; returns once 3 chunks of 10
     records are done."""
     script = tmp_path / "slow_prepare.py"
