@@ -305,9 +305,10 @@ def test_ctrl_c_of_a_download_says_what_is_kept_and_a_second_one_is_refused(tmp_
 SLOW_DECODE = """
 import functools, sys, time
 from labkit import cli, images
+from labkit.images import decoding
 
-decode = images.decode
-images.decode = lambda data, size: time.sleep(float(sys.argv[1])) or decode(data, size)
+decode = decoding.decode
+decoding.decode = lambda data, size: time.sleep(float(sys.argv[1])) or decode(data, size)
 images.prepare = functools.partial(images.prepare, chunk_size=10)
 if __name__ == "__main__":
     sys.exit(cli.main(sys.argv[2:]))

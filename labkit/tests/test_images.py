@@ -282,8 +282,9 @@ def test_prepare_bad_paths_and_undecodable_sources(tmp_path, lmdb_source):
 SLOW_PREPARE = """
 import functools, sys, time
 from labkit import images
+from labkit.images import decoding
 
-decode = images.decode
+decode = decoding.decode
 
 
 def slow_decode(data, size):  # 50 ms a record, so that the run can be stopped half way
@@ -291,7 +292,7 @@ def slow_decode(data, size):  # 50 ms a record, so that the run can be stopped h
     return decode(data, size)
 
 
-images.decode = slow_decode  # also in spawned workers, which import this file as __mp_main__
+decoding.decode = slow_decode  # also in spawned workers, which import this file as __mp_main__
 images.prepare = functools.partial(images.prepare, chunk_size=10)
 if __name__ == "__main__":
     if sys.argv[1] == "cli":  # the command line (which imports torch: slower to start)
