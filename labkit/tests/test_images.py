@@ -280,15 +280,21 @@ def test_prepare_bad_paths_and_undecodable_sources(tmp_path, lmdb_source):
 
 # ------------------------------------------------------------------- resume after kill, Ctrl-C
 SLOW_PREPARE = """
-import functools, sys, time
+import functools, signal, sys, time
 from labkit import images
 from labkit.images import decoding
 
+signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal, whatever we inherit
 decode = decoding.decode
+calls = 0
 
 
-def slow_decode(data, size):  # 50 ms a record, so that the run can be stopped half way
-    time.sleep(0.05)
+def slow_decode(data, size):
+    # 10 ms a record; a worker that has decoded two chunks of 10 then waits for the signal, so
+    # the run is always stopped after 3 or 4 chunks of the 7, however late the test looks
+    global calls
+    calls += 1
+    time.sleep(0.01 if calls <= 20 else 60)
     return decode(data, size)
 
 
@@ -304,9 +310,9 @@ if __name__ == "__main__":
 
 
 def start_slow_prepare(tmp_path, src, out, cli=False):
-    """Prepare ``src`` into ``out`` with 2 workers at 50 ms a record in a process group of its
-    own, through the library or ``python -m labkit lsun prepare``; returns once 3 chunks of 10
-    records are done."""
+    """Prepare ``src`` into ``out`` with 2 workers in a process group of its own, through the
+    library or ``python -m labkit lsun prepare``; returns once 3 chunks of 10 records are done
+    (each worker stops after 2 chunks, so the run never finishes by itself)."""
     script = tmp_path / "slow_prepare.py"
     script.write_text(SLOW_PREPARE)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
