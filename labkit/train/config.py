@@ -204,6 +204,15 @@ class TrainConfig:
             raise _checks.BadValue("n_seeds", self.n_seeds, "1 for image runs")
 
     @property
+    def seeds(self) -> list[int]:
+        """The members' seeds: ``seed``, ``seed + 1``, ..., one per member of the ensemble.
+
+        >>> TrainConfig(seed=3, n_seeds=2).seeds
+        [3, 4]
+        """
+        return [self.seed + s for s in range(self.n_seeds)]
+
+    @property
     def on_images(self) -> bool:
         """Whether the run trains on an image cache (``target="images"``) rather than a toy."""
         return self.target == IMAGES

@@ -57,8 +57,8 @@ class ToyData:
         """
         dim = toys.make_target(config.target).dim
         pairs = []
-        for s in range(config.n_seeds):
-            rng = seed_stream(config.seed + s, WEIGHTS)
+        for seed in config.seeds:
+            rng = seed_stream(seed, WEIGHTS)
             pairs.append((MLPGenerator(config.nz, (dim,), config.hidden, config.depth,
                                        generator=rng),
                           MLPCritic((dim,), config.hidden, config.depth, generator=rng)))
@@ -70,7 +70,7 @@ class ToyData:
     def evaluator(self, device: torch.device) -> ToyEvaluator:
         """Exact W1 and mode coverage on fixed points drawn from each seed's evaluation stream."""
         config = self.config
-        streams = [seed_stream(config.seed + s, EVALUATION) for s in range(config.n_seeds)]
+        streams = [seed_stream(seed, EVALUATION) for seed in config.seeds]
         return ToyEvaluator(self.target, config.loss, streams, config.eval_samples, config.nz,
                             lambda draws: stack_members(draws, device))
 

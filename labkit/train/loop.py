@@ -102,7 +102,7 @@ class Trainer:
         self.config, self.callbacks, self.progress = config, list(callbacks), progress
         self.device = torch.device(config.device)
         set_threads(config)
-        self.seeds = [config.seed + s for s in range(config.n_seeds)]
+        self.seeds = config.seeds
         self.rank, self.world = distributed.rank(), distributed.world_size()
         check_runtime(config, self.world)
         self.data = build_data(config, self.rank, self.world)

@@ -101,7 +101,7 @@ class ReferenceStep:
                  capturable: bool = False) -> None:
         self.config, self.data, self.device = config, data, device
         self.rank, self.world = rank, world
-        self.seeds = [config.seed + s for s in range(config.n_seeds)]
+        self.seeds = config.seeds
         self.ensemble = config.n_seeds > 1
         self.constraint = constraints.from_config(config)
         generator, critic = data.models(config)
