@@ -47,7 +47,7 @@ def write_outputs(trainer, out: Path) -> dict[str, Any]:
     metrics = {"iteration": trainer.iteration, "seeds": per_seed}
     with atomic_path(out / "metrics.json") as tmp:
         tmp.write_text(json.dumps(metrics, indent=2) + "\n")
-    if _command_of(trainer.config.to_dict()) == "lsun train":
+    if trainer.config.on_images:
         name, fig = "w_estimate.png", _w_estimate_figure(trainer)
     else:
         name, fig = "samples.png", _samples_figure(trainer)
@@ -72,14 +72,10 @@ def _w_estimate_figure(trainer):
     """An image run's figure: the W estimate of every step and the SWD of every evaluation."""
     from labkit import plots
 
-    cfg, cols = trainer.config, trainer.history.as_dict()
-    steps = [(i, w) for i, w in zip(cols["iteration"], cols["w_estimate"], strict=True)
-             if w is not None]
-    evals = [(e["iteration"], e["swd"]) for e in trainer.history.evals]
+    cfg, history = trainer.config, trainer.history
     source = trainer.target.cache.manifest.get("source", cfg.data)
     return plots.w_estimate_curves(
-        {cfg.generator: tuple(zip(*steps, strict=True)) if steps else ((), ())},
-        swd={cfg.generator: tuple(zip(*evals, strict=True))},
+        {cfg.generator: history.series("w_estimate")}, swd={cfg.generator: history.series("swd")},
         title=f"data: {source} ({cfg.image_size}x{cfg.image_size}); device: {cfg.device} x "
               f"{trainer.world}")
 
