@@ -44,7 +44,7 @@ RANKS_SCRIPT = textwrap.dedent("""
     config = image_config(sys.argv[1], iters=3, image_size=16, ngf=4, ndf=4, batch_size=8,
                           n_critic=2, eval_every=3, eval_samples=16, clip_timing="before")
     trainer = Trainer(config, progress=False)   # DCGAN generator and critic, both with BatchNorm
-    trainer.critic_phase(100)                    # plus the warm-up's 100 critic steps at once
+    trainer.step.reference.critic_phase(100)     # plus the warm-up's 100 critic steps at once
     trainer.run()
     flat = torch.cat([p.detach().reshape(-1) for m in (trainer.generator, trainer.critic)
                       for p in m.parameters()])

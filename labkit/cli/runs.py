@@ -24,6 +24,23 @@ def _finite_or_none(value: Any) -> Any:
     return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
+def final_metrics(trainer) -> list[dict[str, Any]]:
+    """Evaluation at the trainer's current iteration plus the last step's values, one dict per
+    seed (what ``metrics.json`` holds).
+
+    Depends only on the state reached, not on the evaluation schedule or on resumes; an
+    evaluation the run already made at this iteration is reused, not recomputed.
+    """
+    it, seeds = trainer.iteration, trainer.seeds
+    last = {r["seed"]: r for r in trainer.history.rows if r["iteration"] == it}
+    done = {e["seed"]: e for e in trainer.history.evals if e["iteration"] == it}
+    evals = ([{k: v for k, v in done[s].items() if k not in ("iteration", "seed")}
+              for s in seeds] if len(done) == len(seeds) else trainer.evaluate())
+    return [{"seed": seed, "iteration": it,
+             "w_estimate": last.get(seed, {}).get("w_estimate", math.nan), **row}
+            for seed, row in zip(seeds, evals, strict=True)]
+
+
 def write_outputs(trainer, out: Path) -> dict[str, Any]:
     """Write ``history.csv``, ``metrics.json`` (final metrics per seed; non-finite values as
     null) and the run's figure into ``out``, each atomically (an interruption leaves the previous
@@ -43,7 +60,7 @@ def write_outputs(trainer, out: Path) -> dict[str, Any]:
     with atomic_path(out / "history.csv") as tmp:
         trainer.history.to_csv(tmp)
     per_seed = [{k: _finite_or_none(v) for k, v in row.items()}
-                for row in trainer.final_metrics()]
+                for row in final_metrics(trainer)]
     metrics = {"iteration": trainer.iteration, "seeds": per_seed}
     with atomic_path(out / "metrics.json") as tmp:
         tmp.write_text(json.dumps(metrics, indent=2) + "\n")
@@ -284,9 +301,8 @@ def _grid_writer(out: Path):
     """A trainer callback writing each evaluation's fixed-noise grid to out/samples/."""
     from labkit import plots
 
-    def write(event: str, trainer) -> None:
-        if event == "eval":
-            plots.save_image_grid(trainer.evaluator.grid,
-                                  out / "samples" / f"iter_{trainer.iteration:06d}.png")
+    def write(event) -> None:
+        if event.name == "eval":
+            plots.save_image_grid(event.grid, out / "samples" / f"iter_{event.iteration:06d}.png")
 
     return write

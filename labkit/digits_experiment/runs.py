@@ -74,11 +74,11 @@ def run_one(config: ExperimentConfig, arm: str, seed: int, cache_path: str | os.
     classifier = classifier_for(open_cache(cache_path))
     keep = set(config.snapshots) if seed == config.first_seed else set()
 
-    def write_grids(event: str, trainer) -> None:
-        if event == "eval" and trainer.iteration in keep | {config.iters}:
-            last = trainer.iteration == config.iters
-            name = grid_name(arm, seed, None if last else trainer.iteration)
-            plots.save_image_grid(trainer.evaluator.grid, Path(grids) / name)
+    def write_grids(event) -> None:
+        if event.name == "eval" and event.iteration in keep | {config.iters}:
+            last = event.iteration == config.iters
+            name = grid_name(arm, seed, None if last else event.iteration)
+            plots.save_image_grid(event.grid, Path(grids) / name)
 
     with rundir.claim(folder, "--work", fresh=False, outputs=("checkpoint.pt",)) as run:
         trainer = (Trainer.resume(ckpt, train_config, progress=progress) if ckpt.is_file()

@@ -15,7 +15,6 @@ One module a concept: :mod:`labkit.metrics.modes`, :mod:`labkit.metrics.critic`,
 from labkit.metrics.critic import (
     Critic,
     critic_lipschitz,
-    critic_vs_exact,
     layer_grad_norms,
 )
 from labkit.metrics.curves import median_filter
@@ -35,7 +34,6 @@ __all__ = [
     "PYRAMID_KERNEL",
     "class_coverage",
     "critic_lipschitz",
-    "critic_vs_exact",
     "laplacian_pyramid",
     "layer_grad_norms",
     "median_filter",

@@ -9,7 +9,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from labkit import _checks, ot
+from labkit import _checks
 
 Critic = Callable[[torch.Tensor], torch.Tensor]
 
@@ -131,41 +131,3 @@ def layer_grad_norms(module: torch.nn.Module) -> dict[str, float]:
     }
 
 
-def critic_vs_exact(
-    critic: Critic, real: torch.Tensor, fake: torch.Tensor
-) -> dict[str, float | np.ndarray]:
-    """The critic's Wasserstein estimate next to the exact W1 between the same two sample sets.
-
-    ``w_estimate = mean_i f(real_i) - mean_j f(fake_j)`` (``= -critic_loss``, computed without
-    gradients) and ``w1_exact = W1(real, fake)`` with the Euclidean cost (:func:`labkit.ot.w1`).
-    By Kantorovich-Rubinstein duality ``w_estimate <= K * w1_exact`` for a K-Lipschitz critic.
-
-    Parameters
-    ----------
-    critic : callable
-        ``f``: (B, ...) -> (B,), or an ensemble of S critics (S, B, ...) -> (S, B).
-    real, fake : torch.Tensor, shape (B, ...) or (S, B, ...)
-        Real and generated samples, same shape; each sample is flattened to a vector for W1.
-
-    Returns
-    -------
-    dict
-        ``{"w_estimate": float, "w1_exact": float}``; for an ensemble, numpy arrays of shape (S,),
-        entry s computed from ``real[s]`` and ``fake[s]``.
-
-    References
-    ----------
-    Arjovsky, Chintala, Bottou, "Wasserstein GAN", ICML 2017, Equation (2) and Theorem 3.
-    """
-    _same_shape(real, fake, critic)
-    with torch.no_grad():
-        f_real, f_fake = critic(real), critic(fake)
-    batch_dims = _batch_dims(f_real, real)
-    _batch_dims(f_fake, fake)
-    w_estimate = (f_real.mean(dim=-1) - f_fake.mean(dim=-1)).double().cpu().numpy()
-    real_flat = real.detach().flatten(start_dim=batch_dims)
-    fake_flat = fake.detach().flatten(start_dim=batch_dims)
-    if batch_dims == 1:
-        return {"w_estimate": float(w_estimate), "w1_exact": float(ot.w1(real_flat, fake_flat))}
-    w1_exact = [ot.w1(r, f) for r, f in zip(real_flat, fake_flat, strict=True)]
-    return {"w_estimate": w_estimate, "w1_exact": np.array(w1_exact, dtype=np.float64)}

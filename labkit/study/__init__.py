@@ -62,7 +62,7 @@ from labkit.study.evaluation import grid_points, retrained_estimate, sample_metr
 from labkit.study.pairs import PairInterrupted, pair_folder, run_one
 from labkit.study.results import FORMAT, default_work, load_results
 from labkit.study.running import command_line, progress_report, run_study
-from labkit.study.stats import mean_se, rankdata, spearman
+from labkit.study.stats import mean_se, spearman
 from labkit.study.tables import (
     PUBLISHED,
     TABLE_FIELDS,
@@ -89,7 +89,6 @@ __all__ = [
     "QUICK_DIAGNOSTICS",
     "Method",
     "StudyConfig",
-    "rankdata",
     "spearman",
     "mean_se",
     "convergence",

@@ -132,12 +132,13 @@ def retrained_estimate(trainer, steps: int) -> torch.Tensor:
     optimizer.load_state_dict(copy.deepcopy(trainer.opt_critic.state_dict()))
     rngs = [torch.Generator().manual_seed(s * 1_000_003 + trainer.iteration + 7)
             for s in trainer.seeds]
-    running = trainer.critic, trainer.opt_critic, trainer.rngs
-    trainer.critic, trainer.opt_critic, trainer.rngs = critic, optimizer, rngs
+    step = trainer.step.reference
+    running = step.critic, step.opt_critic, step.rngs
+    step.critic, step.opt_critic, step.rngs = critic, optimizer, rngs
     try:  # the trainer's own critic phase, on the copy
-        trainer.critic_phase(steps)
+        step.critic_phase(steps)
     finally:
-        trainer.critic, trainer.opt_critic, trainer.rngs = running
+        step.critic, step.opt_critic, step.rngs = running
     evaluator = trainer.evaluator
     with torch.no_grad():
         fake = trainer.generator(evaluator.z)
@@ -160,9 +161,10 @@ class _Recorder:
         self.snapshots: list[dict[str, Any]] = []
         self.extra: list[dict[str, Any]] = []
 
-    def __call__(self, event: str, trainer) -> None:
-        if event != "eval":
+    def __call__(self, event) -> None:
+        if event.name != "eval":
             return
+        trainer = event.trainer
         row = {"iteration": trainer.iteration,
                "update_cosine": update_cosine(trainer.opt_critic, len(trainer.seeds))}
         if self.lag_steps:

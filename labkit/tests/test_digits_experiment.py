@@ -127,8 +127,8 @@ def test_verdicts_hold_fail_or_cannot_be_decided_by_the_rules():
 
 
 def _interrupt_at(iteration):
-    def callback(event, trainer):
-        if event == "eval" and trainer.iteration == iteration:
+    def callback(event):
+        if event.name == "eval" and event.iteration == iteration:
             os.kill(os.getpid(), signal.SIGINT)  # what Ctrl-C does: the trainer saves and stops
     return callback
 

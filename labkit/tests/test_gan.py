@@ -8,9 +8,11 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from scipy.spatial.distance import jensenshannon
+from scipy.optimize import linear_sum_assignment
+from scipy.spatial.distance import cdist, jensenshannon
 from torch import nn
 
+from labkit import ot
 from labkit.gan import constraints, losses
 from labkit.gan.constraints import (
     CONSTRAINTS,
@@ -425,3 +427,47 @@ def test_critic_update_runs_the_hooks_around_one_step():
                          lambda: (critic_loss("wgan", critic(real), critic(fake)), 0.0))
     assert not loss.requires_grad
     assert max(p.abs().max().item() for p in critic.parameters()) <= 0.01
+
+
+# ------------------------------------------------------------------ the estimate against exact W1
+U = torch.tensor([0.6, 0.8], dtype=torch.float64)  # a unit vector: f(x) = <u, x> is 1-Lipschitz
+
+
+def _unit_linear_critic(x):
+    return x @ U
+
+
+def _clouds(n, seed):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, 2, generator=g, dtype=torch.float64), \
+        torch.randn(n, 2, generator=g, dtype=torch.float64)
+
+
+def test_estimate_equals_exact_w1_for_a_translation_along_the_critics_direction():
+    real, _ = _clouds(32, 0)
+    fake = real - 1.5 * U  # every point moves 1.5 along u: W1 = 1.5, and <u, .> certifies it
+    assert float(critic_estimate("wgan", _unit_linear_critic, real, fake)) == \
+        pytest.approx(1.5, abs=1e-12)
+    assert ot.w1(real, fake) == pytest.approx(1.5, abs=1e-9)
+
+
+def test_estimate_is_below_exact_w1_computed_by_assignment():
+    real, fake = _clouds(24, 3)
+    fake = fake + torch.tensor([1.0, 0.0], dtype=torch.float64)
+    estimate = float(critic_estimate("wgan", _unit_linear_critic, real, fake))
+    # Equal-size uniform clouds: an optimal plan is a permutation (Birkhoff).
+    cost = cdist(real.numpy(), fake.numpy())
+    rows, cols = linear_sum_assignment(cost)
+    assert ot.w1(real, fake) == pytest.approx(cost[rows, cols].mean(), rel=1e-9)
+    assert estimate == pytest.approx(float((real - fake).mean(0) @ U), abs=1e-12)
+    assert abs(estimate) < cost[rows, cols].mean()  # Kantorovich-Rubinstein, K = 1
+
+
+def test_ensemble_estimate_is_each_members():
+    real, fake = _clouds(20, 5)
+    real, fake = real.view(2, 10, 2), fake.view(2, 10, 2) + 0.5
+    both = critic_estimate("wgan", _unit_linear_critic, real, fake)
+    assert both.shape == (2,)
+    for s in range(2):
+        assert float(both[s]) == pytest.approx(
+            float(critic_estimate("wgan", _unit_linear_critic, real[s], fake[s])), abs=1e-12)

@@ -71,14 +71,19 @@ def test_image_defaults_are_the_authors(cache):
 # ------------------------------------------------------------------ training
 @pytest.mark.parametrize("generator", ["dcgan", "dcgan-nobn", "dcgan-const", "mlp"])
 def test_each_generator_trains_a_few_iterations(cache, generator):
-    t = Trainer(tiny(cache, generator=generator), progress=False)
+    grids = {}
+    t = Trainer(tiny(cache, generator=generator), progress=False,
+                callbacks=[lambda e: e.name == "eval" and grids.update({e.iteration: e.grid})])
     before = state(t.generator)
     t.run()
     assert len(t.history.rows) == 4 and all(np.isfinite(r["w_estimate"]) for r in t.history.rows)
     assert [e["iteration"] for e in t.history.evals] == [0, 2, 4]
     assert all(e["swd"] > 0 and e["swd"] == e["swd_16"] for e in t.history.evals)
-    assert tuple(t.evaluator.grid.shape) == (64, 3, 16, 16)
-    assert t.evaluator.grid.abs().max() <= 1 or generator == "mlp"  # only DCGAN ends in tanh
+    assert list(grids) == [0, 2, 4] and not torch.equal(grids[0], grids[4])
+    # the eval event's grid is the fixed noise's samples from the generator at that iteration
+    torch.testing.assert_close(grids[4], t.samples()[1][0], rtol=0, atol=0)
+    assert tuple(grids[4].shape) == (64, 3, 16, 16)
+    assert grids[4].abs().max() <= 1 or generator == "mlp"  # only DCGAN ends in tanh
     assert max(p.abs().max().item() for p in t.critic.parameters()) <= 0.01
     assert any(not torch.equal(before[k], v) for k, v in state(t.generator).items())
     has_bn = any(isinstance(m, torch.nn.BatchNorm2d) for m in t.generator.modules())

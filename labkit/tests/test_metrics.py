@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import scipy.signal
 import torch
-from scipy.optimize import linear_sum_assignment
 from scipy.spatial.distance import cdist
 from scipy.stats import entropy
 
@@ -16,7 +15,6 @@ from labkit.metrics import (
     ModeCoverage,
     class_coverage,
     critic_lipschitz,
-    critic_vs_exact,
     layer_grad_norms,
     median_filter,
     mode_coverage,
@@ -308,46 +306,6 @@ def test_layer_grad_norms_by_hand():
 
 def test_layer_grad_norms_before_backward_is_empty():
     assert layer_grad_norms(torch.nn.Linear(2, 2)) == {}
-
-
-# ----------------------------------------------------------------------- critic_vs_exact
-
-U = torch.tensor([0.6, 0.8], dtype=torch.float64)  # a unit vector
-
-
-def _unit_linear_critic(x):
-    return x @ U
-
-
-def test_estimate_equals_exact_w1_for_a_translation_along_u():
-    real, _ = _pair(batch=32)
-    fake = real - 1.5 * U
-    result = critic_vs_exact(_unit_linear_critic, real, fake)
-    assert set(result) == {"w_estimate", "w1_exact"}
-    assert result["w_estimate"] == pytest.approx(1.5, abs=1e-12)
-    assert result["w1_exact"] == pytest.approx(1.5, abs=1e-9)
-
-
-def test_estimate_is_below_exact_w1_and_exact_matches_assignment():
-    real, fake = _pair(batch=24, seed=3)
-    fake = fake + torch.tensor([1.0, 0.0], dtype=torch.float64)
-    result = critic_vs_exact(_unit_linear_critic, real, fake)
-    # Equal-size uniform clouds: the optimal plan is a permutation (Birkhoff).
-    cost = cdist(real.numpy(), fake.numpy())
-    rows, cols = linear_sum_assignment(cost)
-    assert result["w1_exact"] == pytest.approx(cost[rows, cols].mean(), rel=1e-9)
-    assert result["w_estimate"] == pytest.approx(float((real - fake).mean(0) @ U), abs=1e-12)
-    assert abs(result["w_estimate"]) < result["w1_exact"]  # Kantorovich-Rubinstein
-
-
-def test_critic_vs_exact_for_an_ensemble_matches_each_member():
-    real, fake = _pair(batch=2 * 10, seed=5)
-    real, fake = real.view(2, 10, 2), fake.view(2, 10, 2) + 0.5
-    result = critic_vs_exact(_unit_linear_critic, real, fake)
-    for s in range(2):
-        single = critic_vs_exact(_unit_linear_critic, real[s], fake[s])
-        assert result["w_estimate"][s] == pytest.approx(single["w_estimate"], abs=1e-12)
-        assert result["w1_exact"][s] == pytest.approx(single["w1_exact"], abs=1e-12)
 
 
 def test_median_filter_is_the_running_median():

@@ -307,12 +307,25 @@ def test_critic_lag_measure_leaves_training_untouched_and_finds_a_better_critic(
 
 
 @pytest.mark.parametrize("seed", range(5))
-def test_spearman_matches_scipy_with_ties(seed):
+def test_spearman_is_the_rank_formula_without_ties(seed):
+    # Without ties rho = 1 - 6 sum d_i^2 / (n (n^2 - 1)), d_i the difference of the two ranks.
     rng = np.random.default_rng(seed)
-    x = rng.integers(0, 6, size=30).astype(float)  # many ties
-    y = x + rng.normal(scale=2.0, size=30)
-    assert study.spearman(x, y) == pytest.approx(scipy.stats.spearmanr(x, y).statistic, abs=1e-12)
-    np.testing.assert_allclose(study.rankdata(x), scipy.stats.rankdata(x))
+    x, y = rng.normal(size=30), rng.normal(size=30)
+    d = np.argsort(np.argsort(x)) - np.argsort(np.argsort(y))
+    assert study.spearman(x, y) == pytest.approx(1 - 6 * (d @ d) / (30 * (30**2 - 1)), abs=1e-12)
+
+
+def test_spearman_with_ties_by_hand():
+    # ranks of x: 1, 2.5, 2.5, 4 (the tie shares ranks 2 and 3); of y: 1, 2, 3, 4
+    # centred: (-1.5, 0, 0, 1.5) and (-1.5, -0.5, 0.5, 1.5): rho = 4.5 / sqrt(4.5 * 5)
+    assert study.spearman([1, 2, 2, 3], [1, 2, 3, 4]) == pytest.approx(4.5 / math.sqrt(4.5 * 5))
+
+
+def test_an_exact_one_half_is_one_half():
+    # ranks d = (-2, 0, 2, -1, 1): rho = 1 - 6 * 10 / 120 = 0.5 exactly; scipy's float gives
+    # 0.49999999999999994, which would fail the study's "tracks if rho >= 0.5" rule
+    assert scipy.stats.spearmanr([1, 2, 3, 4, 5], [3, 2, 1, 5, 4]).statistic < 0.5
+    assert study.spearman([1, 2, 3, 4, 5], [3, 2, 1, 5, 4]) == 0.5
 
 
 def test_spearman_edge_cases():
@@ -367,11 +380,11 @@ def test_study_stopped_inside_a_run_resumes_to_the_results_of_one_go(tmp_path, m
 
     record, stopped = study.evaluation._Recorder.__call__, []
 
-    def ctrl_c_in_the_second_run(self, event, trainer):  # a real SIGINT, mid-run
-        record(self, event, trainer)
-        if event == "eval" and trainer.iteration == 6 and trainer.config.constraint == "sn" \
-                and not stopped:
-            stopped.append(trainer.iteration)
+    def ctrl_c_in_the_second_run(self, event):  # a real SIGINT, mid-run
+        record(self, event)
+        if event.name == "eval" and event.iteration == 6 \
+                and event.trainer.config.constraint == "sn" and not stopped:
+            stopped.append(event.iteration)
             os.kill(os.getpid(), signal.SIGINT)
 
     monkeypatch.setattr(study.evaluation._Recorder, "__call__", ctrl_c_in_the_second_run)
@@ -402,9 +415,9 @@ def test_study_command_ctrl_c_says_what_was_kept_and_how_to_go_on(tmp_path, monk
                                                                  capsys):
     record = study.evaluation._Recorder.__call__
 
-    def ctrl_c_at_iteration_6(self, event, trainer):  # a real SIGINT, inside the first run
-        record(self, event, trainer)
-        if event == "eval" and trainer.iteration == 6:
+    def ctrl_c_at_iteration_6(self, event):  # a real SIGINT, inside the first run
+        record(self, event)
+        if event.name == "eval" and event.iteration == 6:
             os.kill(os.getpid(), signal.SIGINT)
 
     monkeypatch.setattr(study.evaluation._Recorder, "__call__", ctrl_c_at_iteration_6)
@@ -422,9 +435,9 @@ def test_study_command_ctrl_c_says_what_was_kept_and_how_to_go_on(tmp_path, monk
 def test_a_runs_seconds_count_its_training_once(monkeypatch):
     record = study.evaluation._Recorder.__call__
 
-    def slow_evaluation(self, event, trainer):  # 0.2 s inside training at each evaluation
-        record(self, event, trainer)
-        if event == "eval":
+    def slow_evaluation(self, event):  # 0.2 s inside training at each evaluation
+        record(self, event)
+        if event.name == "eval":
             time.sleep(0.2)
 
     monkeypatch.setattr(study.evaluation._Recorder, "__call__", slow_evaluation)

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from labkit import checkpoint
+from labkit.cli.runs import final_metrics
 from labkit.train import (
     DivergenceError,
     TrainConfig,
@@ -91,17 +92,17 @@ def test_member_seed_streams_differ():
 # ------------------------------------------------------------------ Algorithm 1
 def test_critic_phase_takes_n_critic_optimizer_steps():
     t = Trainer(tiny(n_critic=3), progress=False)
-    t.critic_phase(3)
+    t.step.reference.critic_phase(3)
     state = t.opt_critic.state_dict()["state"]
     assert all(int(s["step"]) == 3 for s in state.values())
-    t.generator_phase()
+    t.step.reference.generator_phase()
     assert all(int(s["step"]) == 1 for s in t.opt_generator.state_dict()["state"].values())
 
 
 def test_generator_phase_leaves_critic_untouched():
     t = Trainer(tiny(), progress=False)
     before = params(t.critic)
-    t.generator_phase()
+    t.step.reference.generator_phase()
     assert all(torch.equal(before[k], v) for k, v in params(t.critic).items())
     assert all(p.grad is None for p in t.critic.parameters())
 
@@ -153,7 +154,7 @@ def test_resume_is_bit_exact(tmp_path, cfg):
         pa, pb = params(a), params(b)
         assert all(torch.equal(pa[k], pb[k]) for k in pa)
     assert history_without_time(one_go.history) == history_without_time(resumed.history)
-    assert json.dumps(one_go.final_metrics()) == json.dumps(resumed.final_metrics())
+    assert json.dumps(final_metrics(one_go)) == json.dumps(final_metrics(resumed))
 
 
 @pytest.mark.parametrize("n_seeds", [1, 3])
@@ -215,10 +216,10 @@ def test_ensemble_members_match_single_runs():
 def test_divergence_names_iteration_and_keeps_last_good_checkpoint(tmp_path):
     path = tmp_path / "ckpt.pt"
 
-    def poison(event, trainer):  # a NaN enters the generator right after iteration 5's evaluation
-        if event == "eval" and trainer.iteration == 5:
+    def poison(event):  # a NaN enters the generator right after iteration 5's evaluation
+        if event.name == "eval" and event.iteration == 5:
             with torch.no_grad():
-                next(trainer.generator.parameters()).fill_(math.nan)
+                next(event.trainer.generator.parameters()).fill_(math.nan)
 
     t = Trainer(
         tiny(iters=20, checkpoint=str(path), checkpoint_every=4, eval_every=5),
@@ -243,8 +244,8 @@ def test_ctrl_c_during_an_evaluation_saves_the_iteration_reached(tmp_path):
     import os
     import signal
 
-    def ctrl_c(event, trainer):  # a real SIGINT while iteration 10 is being evaluated
-        if event == "eval" and trainer.iteration == 10:
+    def ctrl_c(event):  # a real SIGINT while iteration 10 is being evaluated
+        if event.name == "eval" and event.iteration == 10:
             os.kill(os.getpid(), signal.SIGINT)
 
     path = tmp_path / "c.pt"
@@ -261,8 +262,8 @@ class _Counter:
     def __init__(self):
         self.evals = 0
 
-    def __call__(self, event, trainer):
-        self.evals += event == "eval"
+    def __call__(self, event):
+        self.evals += event.name == "eval"
 
     def state_dict(self):
         return {"evals": self.evals}
@@ -279,7 +280,7 @@ def test_callback_state_survives_a_resume(tmp_path):
     assert first.evals == 3 and checkpoint.load(path)["callbacks"] == [{"evals": 3}]
     second = _Counter()
     t = Trainer.resume(path, tiny(iters=20, checkpoint=str(path), eval_every=5),
-                       callbacks=[lambda e, tr: None, second], progress=False)
+                       callbacks=[lambda event: None, second], progress=False)
     assert second.evals == 3  # restored, then counts on
     t.run()
     assert second.evals == 5
@@ -288,22 +289,28 @@ def test_callback_state_survives_a_resume(tmp_path):
                        callbacks=[_Counter(), _Counter()], progress=False)
 
 
-def test_callbacks_see_every_event(tmp_path):
+def test_callbacks_see_every_event_with_what_it_carries(tmp_path):
     events = []
-    t = Trainer(
-        tiny(iters=10, checkpoint=str(tmp_path / "c.pt"), checkpoint_every=5),
-        callbacks=[lambda e, tr: events.append((e, tr.iteration))],
-        progress=False,
-    )
+    t = Trainer(tiny(iters=10, checkpoint=str(tmp_path / "c.pt"), checkpoint_every=5),
+                callbacks=[events.append], progress=False)
     t.run()
-    assert events == [
-        ("eval", 0),
-        ("eval", 5),
-        ("checkpoint", 5),
-        ("eval", 10),
-        ("checkpoint", 10),
+    assert [(e.name, e.iteration) for e in events if e.name not in ("step", "record")] == [
+        ("evaluating", 0), ("eval", 0),
+        ("evaluating", 5), ("eval", 5), ("checkpoint", 5),
+        ("evaluating", 10), ("eval", 10), ("checkpoint", 10),
         ("end", 10),
     ]
+    assert [e.iteration for e in events if e.name == "step"] == list(range(1, 11))
+    # step values reach the history before each evaluation and save: iterations 5 and 10
+    assert [e.iteration for e in events if e.name == "record"] == [5, 10]
+    assert all(e.trainer is t for e in events)
+    evals = [e for e in events if e.name == "eval"]
+    for event in evals:  # an eval event carries the rows the history got at that iteration
+        row = {k: v for k, v in t.history.evals[evals.index(event)].items()
+               if k not in ("iteration", "seed")}
+        assert event.evals == [row] and event.grid is None  # toys have no sample grid
+    assert [e.what for e in events if e.name == "evaluating"] == [t.evaluator.busy] * 3
+    assert [e.path for e in events if e.name == "checkpoint"] == [tmp_path / "c.pt"] * 2
 
 
 def test_history_columns_and_eval_rows():
@@ -316,7 +323,7 @@ def test_history_columns_and_eval_rows():
     ] == [0, 5, 10]
     assert all(0 <= m <= 8 for m in cols["modes"] if m is not None)
     # final metrics reuse iteration 10's evaluation; it must equal a fresh one
-    (final,) = t.final_metrics()
+    (final,) = final_metrics(t)
     fresh = t.evaluate()[0]
     assert json.dumps({k: final[k] for k in fresh}) == json.dumps(fresh)
 

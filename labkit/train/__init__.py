@@ -12,14 +12,16 @@ The loop reads like Algorithm 1 of Arjovsky, Chintala & Bottou (2017): for each 
 iteration, phase "(1) critic" takes ``n_critic`` steps on ``E[f(real)] - E[f(fake)]`` under a
 Lipschitz constraint, then phase "(2) generator" takes one step; that maths is one step object
 (:mod:`labkit.train.step`; the fast path's :mod:`labkit.train.fast` is another with the same
-maths). One callback hook (``"eval"``, ``"checkpoint"``, ``"end"``) feeds progress bars, plots
-and widgets (:mod:`labkit.train.callbacks`); the record is a :class:`History`.
+maths). Callbacks ``fn(event)`` are told of each step, evaluation, checkpoint and the end by an
+:class:`Event` carrying what happened (:mod:`labkit.train.callbacks`; the progress bar is one);
+the record is a :class:`History`.
 
 Modules: :mod:`~labkit.train.config` (what defines a run), :mod:`~labkit.train.data`,
 :mod:`~labkit.train.step`, :mod:`~labkit.train.fast`, :mod:`~labkit.train.loop` (the Trainer),
 :mod:`~labkit.train.callbacks`, :mod:`~labkit.train.history`, :mod:`~labkit.train.evaluators`.
 """
 
+from labkit.train.callbacks import Event
 from labkit.train.config import (
     DEFAULT_THREADS,
     GENERATORS,
@@ -49,7 +51,7 @@ from labkit.train.history import History
 from labkit.train.loop import DivergenceError, Trainer
 from labkit.train.step import ReferenceStep, Step, build_optimizer, grad_norm
 
-__all__ = ["TrainConfig", "Trainer", "History", "DivergenceError", "Step", "ReferenceStep",
+__all__ = ["TrainConfig", "Trainer", "Event", "History", "DivergenceError", "Step", "ReferenceStep",
            "critic_steps", "image_config", "epoch_iters", "step_bytes", "build_data",
            "build_models", "build_optimizer", "grad_norm", "member_seeds", "stream_seed",
            "seed_stream", "choose_threads", "set_threads", "check_runtime", "use_fast",

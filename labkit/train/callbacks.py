@@ -1,9 +1,10 @@
 """What the loop does around Algorithm 1's maths: when to record, evaluate and save
-(:class:`Schedule`), the progress bar (:class:`ProgressBar`) and Ctrl-C (:func:`ctrl_c`).
+(:class:`Schedule`), what it tells its callbacks (:class:`Event`), the progress bar (a callback
+every run has, :class:`ProgressBar`) and Ctrl-C (:func:`ctrl_c`).
 
-User callbacks are callables ``fn(event, trainer)`` with ``event`` in ``"eval"``,
-``"checkpoint"`` and ``"end"``; one with ``state_dict()`` / ``load_state_dict(state)`` has that
-state kept in every checkpoint (see :class:`~labkit.train.Trainer`).
+A callback is a callable ``fn(event)`` taking an :class:`Event`; one with ``state_dict()`` /
+``load_state_dict(state)`` has that state kept in every checkpoint (see
+:class:`~labkit.train.Trainer`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import statistics
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -24,8 +26,54 @@ if TYPE_CHECKING:
     from labkit.train.history import History
     from labkit.train.loop import Trainer
 
-#: A user callback: ``fn(event, trainer)``.
-Callback = Callable[[str, "Trainer"], None]
+
+@dataclass(frozen=True)
+class Event:
+    """What the loop tells its callbacks, after generator iteration :attr:`iteration`.
+
+    :attr:`name` is one of
+
+    - ``"step"``: after every generator iteration;
+    - ``"record"``: the buffered step values are now in ``trainer.history`` (at least every 100
+      iterations, and before every evaluation and save);
+    - ``"evaluating"``: an evaluation starts; :attr:`what` says what it computes;
+    - ``"eval"``: an evaluation ended; :attr:`evals` holds its measures and, for image runs,
+      :attr:`grid` the fixed-noise samples;
+    - ``"checkpoint"``: a checkpoint was written to :attr:`path`;
+    - ``"end"``: :meth:`~labkit.train.Trainer.run` returns.
+
+    Under data parallelism only rank 0 evaluates and saves, so only it sees ``"evaluating"``,
+    ``"eval"`` and ``"checkpoint"``.
+
+    Attributes
+    ----------
+    name : str
+    iteration : int
+    trainer : Trainer
+        The run: its models, optimizers and history, for callbacks that act on it.
+    evals : list of dict
+        ``"eval"``: one dict per seed (exact W1, the critic's estimate, ... for toys; SWD and the
+        critic's estimate for images); empty otherwise.
+    grid : Tensor (64, 3, S, S) or None
+        ``"eval"`` of an image run: the samples from the run's fixed noise, on the CPU, in
+        [-1, 1] for a DCGAN generator; None otherwise.
+    path : Path or None
+        ``"checkpoint"``: the file written.
+    what : str
+        ``"evaluating"``: what the evaluation computes, in words.
+    """
+
+    name: str
+    iteration: int
+    trainer: Trainer
+    evals: list[dict[str, Any]] = ()
+    grid: torch.Tensor | None = None
+    path: Path | None = None
+    what: str = ""
+
+
+#: A callback: ``fn(event)``.
+Callback = Callable[[Event], None]
 
 
 @dataclass(frozen=True)
@@ -55,40 +103,45 @@ class Schedule:
 
 
 class ProgressBar:
-    """A ``tqdm.auto`` bar over generator iterations, showing the numbers it is given; while an
-    evaluation runs its title says what is being computed."""
+    """The callback every run has: a ``tqdm.auto`` bar over generator iterations.
+
+    It shows the first seed's ``W_est``, the median of its step estimates over the last (up to)
+    100 generator iterations (the paper's median filter, narrower; updated at each ``"record"``),
+    and the evaluator's ``headline`` number at the last evaluation (exact W1 for toys, SWD for
+    images); either is left out until it exists. While an evaluation runs, its title says what
+    is being computed.
+    """
 
     TITLE = "generator iterations"
 
-    def __init__(self, total: int, initial: int, enabled: bool) -> None:
+    def __init__(self, total: int, initial: int, enabled: bool, headline: str | None) -> None:
         from tqdm.auto import tqdm
 
         self.bar = tqdm(total=total, initial=initial, disable=not enabled, unit="it",
                         dynamic_ncols=True, desc=self.TITLE)
+        self.headline, self.evals = headline, []
 
-    def advance(self) -> None:
-        self.bar.update(1)
+    def __call__(self, event: Event) -> None:
+        if event.name == "step":
+            self.bar.update(1)
+        elif event.name == "evaluating":
+            self.bar.set_description_str(event.what)
+        elif event.name == "eval":
+            self.bar.set_description_str(self.TITLE)
+            self.evals = event.evals
+            self.show(event.trainer.history, event.trainer.seeds[0])
+        elif event.name == "record":
+            self.show(event.trainer.history, event.trainer.seeds[0], refresh=False)
 
-    def show(self, history: History, seed: int, last_eval: list[dict[str, Any]],
-             headline: str | None, refresh: bool = True) -> None:
-        """Show the numbers of ``seed``: ``W_est``, the median of its step estimates over the
-        last (up to) 100 generator iterations (the paper's median filter, narrower), and the
-        evaluator's ``headline`` number at the last evaluation (``last_eval``, one dict per
-        seed, the first one's); either is left out until it exists."""
+    def show(self, history: History, seed: int, refresh: bool = True) -> None:
+        """Show the numbers of ``seed`` (the first seed's evaluation)."""
         shown = {}
         _, recent = history.series("w_estimate", seed, last=100)
         if recent:
             shown["W_est"] = f"{statistics.median(recent):.4g}"
-        if last_eval:
-            shown[headline] = f"{last_eval[0][headline]:.4g}"
+        if self.evals:
+            shown[self.headline] = f"{self.evals[0][self.headline]:.4g}"
         self.bar.set_postfix(shown, refresh=refresh)
-
-    @contextlib.contextmanager
-    def busy(self, what: str):
-        """Title ``what`` inside the block, the usual title after it."""
-        self.bar.set_description_str(what)
-        yield
-        self.bar.set_description_str(self.TITLE)
 
     def close(self) -> None:
         self.bar.close()
@@ -137,4 +190,4 @@ def stateful(callbacks: list[Callback]) -> list:
     return [c for c in callbacks if hasattr(c, "state_dict")]
 
 
-__all__ = ["Callback", "Schedule", "ProgressBar", "StopFlag", "ctrl_c", "stateful"]
+__all__ = ["Callback", "Event", "Schedule", "ProgressBar", "StopFlag", "ctrl_c", "stateful"]

@@ -40,6 +40,7 @@ class ToyEvaluator:
     """
 
     headline = "w1_exact"
+    grid = None  # toys have no sample grid
 
     def __init__(self, target, loss: str, streams: list[torch.Generator], n: int, nz: int,
                  stack) -> None:

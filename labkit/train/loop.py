@@ -11,7 +11,6 @@ divergence stops the run naming the iteration while keeping the last good checkp
 from __future__ import annotations
 
 import contextlib
-import math
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -20,7 +19,7 @@ from typing import Any
 import torch
 
 from labkit import checkpoint, distributed
-from labkit.train.callbacks import Callback, ProgressBar, Schedule, ctrl_c, stateful
+from labkit.train.callbacks import Callback, Event, ProgressBar, Schedule, ctrl_c, stateful
 from labkit.train.config import (
     RESUMABLE_FIELDS,
     TrainConfig,
@@ -65,16 +64,15 @@ class Trainer:
     Parameters
     ----------
     config : TrainConfig
-    callbacks : iterable of callables ``fn(event, trainer)``
-        Called with ``event`` in ``"eval"`` (after each evaluation; ``trainer.last_eval`` holds
-        one dict per seed), ``"checkpoint"`` (after each save) and ``"end"``. Under data
-        parallelism only rank 0 evaluates, saves and emits ``"eval"`` and ``"checkpoint"``.
-        A callback with ``state_dict()`` / ``load_state_dict(state)`` has that state saved in
-        every checkpoint and restored on resume, so what it records survives a stop.
+    callbacks : iterable of callables ``fn(event)``
+        Told of every step, record, evaluation, checkpoint and the end, by an
+        :class:`~labkit.train.callbacks.Event` that carries what happened (the evaluation's
+        measures and sample grid, the checkpoint's path) and the trainer. A callback with
+        ``state_dict()`` / ``load_state_dict(state)`` has that state saved in every checkpoint
+        and restored on resume, so what it records survives a stop.
     progress : bool
-        Show a ``tqdm.auto`` progress bar with the running W estimate (median of the step
-        estimates over the last 100 iterations, updated every 100) and the evaluator's headline
-        number at the last evaluation (exact W1 for toys, SWD for images).
+        Show the run's :class:`~labkit.train.callbacks.ProgressBar`: the running W estimate and
+        the evaluator's headline number (exact W1 for toys, SWD for images).
 
     Attributes
     ----------
@@ -84,6 +82,12 @@ class Trainer:
         optimizers and the draw streams ``rngs`` are its reference step's.
     evaluator
         What an evaluation measures (:mod:`labkit.train.evaluators`; None off rank 0).
+    history : History
+        The step values and evaluations so far.
+    target
+        The real data P_r (``sample(n, generator)``): a toy target or an image dataset.
+    ensemble : bool
+        Whether several seeds train together (stacked models).
 
     Examples
     --------
@@ -111,11 +115,13 @@ class Trainer:
         reference = ReferenceStep(config, self.data, self.device, self.rank, self.world,
                                   fast_optimizers=fast, capturable=graphs)
         self.step: Step = FastStep(reference, graphs=graphs) if fast else reference
+        self.target, self.ensemble = self.data.target, reference.ensemble
         self.iteration, self.elapsed = 0, 0.0
         self.saved_iteration: int | None = None  # iteration of the last checkpoint on disk
         self.history = History()
         self.last_eval: list[dict[str, Any]] = []
         self.evaluator = self.data.evaluator(self.device) if self.rank == 0 else None
+        self._listeners: list[Callback] = self.callbacks
 
     # ----------------------------------------------------------------- the loop
     def run(self) -> History:
@@ -131,24 +137,24 @@ class Trainer:
         cfg, self.interrupted = self.config, False
         schedule = Schedule(cfg.iters, cfg.eval_every, cfg.checkpoint_every, self.rank == 0)
         start, pending, times, saved = time.perf_counter() - self.elapsed, [], [], False
-        bar = ProgressBar(cfg.iters, self.iteration, self.progress)
+        bar = ProgressBar(cfg.iters, self.iteration, self.progress,
+                          self.evaluator and self.evaluator.headline)
+        self._listeners = [bar, *self.callbacks]
         with ctrl_c(self.world, self.device) as interrupt, contextlib.closing(bar):
             if self.iteration == 0 and not self.history.evals and schedule.evaluating:
-                self._evaluate(bar)
+                self._evaluate()
             stop = False  # Ctrl-C is looked at before each step and after it
             while self.iteration < cfg.iters and not (stop := interrupt.requested()):
-                # (1) critic x n_critic, (2) generator
-                pending.append(self.step(critic_steps(cfg, self.iteration)))
+                pending.append(self.train_step())  # (1) critic x n_critic, (2) generator
                 self.iteration += 1
                 times.append(time.perf_counter() - start)
-                bar.advance()
+                self._emit("step")
                 evaluate, save = schedule.evaluate(self.iteration), schedule.save(self.iteration)
                 end = self.iteration == cfg.iters or interrupt.requested()
                 if evaluate or save or end or schedule.record(len(pending)):  # record
                     self._record(pending, times)
-                    self._show(bar, refresh=False)
                     if evaluate:
-                        self._evaluate(bar)
+                        self._evaluate()
                     self.elapsed = time.perf_counter() - start
                     if save or end:
                         self.save()
@@ -157,20 +163,13 @@ class Trainer:
                 self.save()
             self.interrupted = stop or interrupt.pressed.is_set()
         self._emit("end")
+        self._listeners = self.callbacks
         return self.history
 
     def train_step(self) -> torch.Tensor:
-        """One generator iteration at the current one's critic schedule; the values (4, S).
-        (:attr:`iteration` is the caller's to advance.)"""
+        """One generator iteration at the current iteration's critic schedule (benchmarks time
+        it); the values (4, S). :attr:`iteration` is the caller's to advance."""
         return self.step(critic_steps(self.config, self.iteration))
-
-    def critic_phase(self, n_steps: int) -> torch.Tensor:
-        """(1) critic alone: ``n_steps`` critic steps of the reference step."""
-        return self.step.reference.critic_phase(n_steps)
-
-    def generator_phase(self) -> torch.Tensor:
-        """(2) generator alone: one generator step of the reference step."""
-        return self.step.reference.generator_phase()
 
     def _record(self, pending: list[torch.Tensor], times: list[float]) -> None:
         """Move buffered step values into the history (one device sync), stopping at the first
@@ -186,11 +185,7 @@ class Trainer:
         self.history.add_steps(first, self.seeds, values, times)
         pending.clear()
         times.clear()
-
-    def _show(self, bar: ProgressBar, refresh: bool = True) -> None:
-        """The bar's numbers: the first seed's running estimate and headline evaluation."""
-        headline = self.evaluator.headline if self.last_eval else None
-        bar.show(self.history, self.seeds[0], self.last_eval, headline, refresh)
+        self._emit("record")
 
     # ----------------------------------------------------------------- evaluation
     def evaluate(self) -> list[dict[str, Any]]:
@@ -201,28 +196,13 @@ class Trainer:
         """The evaluator's fixed real samples and one generated set per seed, on the CPU."""
         return self.evaluator.samples(self.generator)
 
-    def _evaluate(self, bar: ProgressBar) -> None:
-        """Evaluate, record and report (the bar says so meanwhile: seconds per seed)."""
-        with bar.busy(self.evaluator.busy):
-            self.last_eval = self.evaluate()
-        self._show(bar)
+    def _evaluate(self) -> None:
+        """Evaluate and record, telling the callbacks before and after."""
+        self._emit("evaluating", what=self.evaluator.busy)
+        self.last_eval = self.evaluate()
         for seed, row in zip(self.seeds, self.last_eval, strict=True):
             self.history.add_eval(self.iteration, seed, row)
-        self._emit("eval")
-
-    def final_metrics(self) -> list[dict[str, Any]]:
-        """Evaluation at the current iteration plus the last step's values, one dict per seed.
-
-        Depends only on the state reached, not on the evaluation schedule or on resumes; an
-        evaluation the run already made at this iteration is reused, not recomputed.
-        """
-        last = {r["seed"]: r for r in self.history.rows if r["iteration"] == self.iteration}
-        done = {e["seed"]: e for e in self.history.evals if e["iteration"] == self.iteration}
-        evals = ([{k: v for k, v in done[s].items() if k not in ("iteration", "seed")}
-                  for s in self.seeds] if len(done) == len(self.seeds) else self.evaluate())
-        return [{"seed": seed, "iteration": self.iteration,
-                 "w_estimate": last.get(seed, {}).get("w_estimate", math.nan), **row}
-                for seed, row in zip(self.seeds, evals, strict=True)]
+        self._emit("eval", evals=self.last_eval, grid=self.evaluator.grid)
 
     # ----------------------------------------------------------------- state
     def state_dict(self) -> dict[str, Any]:
@@ -275,26 +255,17 @@ class Trainer:
             return None
         path = checkpoint.save_atomic(self.state_dict(), self.config.checkpoint)
         self.saved_iteration = self.iteration
-        self._emit("checkpoint")
+        self._emit("checkpoint", path=path)
         return path
 
     def _diverged(self, iteration: int, what: str) -> DivergenceError:
         return DivergenceError(iteration, what, self.config.checkpoint, self.saved_iteration)
 
-    def _emit(self, event: str) -> None:
-        for callback in self.callbacks:
-            callback(event, self)
-
-    # ----------------------------------------------------------------- the step's, by name
-    @property
-    def target(self):
-        """The real data P_r (``sample(n, generator)``): a toy target or an image dataset."""
-        return self.data.target
-
-    @property
-    def ensemble(self) -> bool:
-        """Whether several seeds train together (stacked models)."""
-        return self.step.reference.ensemble
+    def _emit(self, name: str, **carried: Any) -> None:
+        """Tell every callback (the progress bar first, during :meth:`run`)."""
+        event = Event(name, self.iteration, self, **carried)
+        for callback in self._listeners:
+            callback(event)
 
 
 __all__ = ["Trainer", "DivergenceError"]
