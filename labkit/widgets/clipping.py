@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from labkit import _checks, critics, ot, toys
+from labkit.gan.constraints import CONSTRAINTS
 from labkit.widgets._controls import _check_solver_size, _control_options, _table
 
 #: Numbers of the clipping explorer's readout, in display order (``<td data-key="KEY">``).
@@ -39,7 +40,9 @@ N_CRITIC_RANGE = (1, 10)
 DEPTH_RANGE = (1, 6)
 
 
-EXPLORER_CONSTRAINTS = ("clip", "gp", "sn")
+#: The explorer's choices: every Lipschitz constraint of :data:`labkit.gan.constraints.REGISTRY`
+#: (a constraint registered there is offered here too).
+EXPLORER_CONSTRAINTS = tuple(name for name in CONSTRAINTS if name != "none")
 
 
 def _format_clip(value: float) -> str:
