@@ -190,4 +190,17 @@ def stateful(callbacks: list[Callback]) -> list:
     return [c for c in callbacks if hasattr(c, "state_dict")]
 
 
-__all__ = ["Callback", "Event", "Schedule", "ProgressBar", "StopFlag", "ctrl_c", "stateful"]
+def load_states(callbacks: list[Callback], states: list[Any]) -> None:
+    """Give each of the :func:`stateful` ``callbacks`` its saved state, in order; a checkpoint
+    holding another number of states than there are such callbacks is refused (``ValueError``).
+    A checkpoint with no states (saved without such callbacks) leaves them as they are."""
+    with_state = stateful(callbacks)
+    if states and len(states) != len(with_state):
+        raise ValueError(f"checkpoint holds the state of {len(states)} callback(s), this "
+                         f"trainer has {len(with_state)} with a state_dict")
+    for callback, state in zip(with_state, states, strict=False):
+        callback.load_state_dict(state)
+
+
+__all__ = ["Callback", "Event", "Schedule", "ProgressBar", "StopFlag", "ctrl_c", "stateful",
+           "load_states"]

@@ -19,7 +19,15 @@ from typing import Any
 import torch
 
 from labkit import checkpoint, distributed
-from labkit.train.callbacks import Callback, Event, ProgressBar, Schedule, ctrl_c, stateful
+from labkit.train.callbacks import (
+    Callback,
+    Event,
+    ProgressBar,
+    Schedule,
+    ctrl_c,
+    load_states,
+    stateful,
+)
 from labkit.train.config import (
     RESUMABLE_FIELDS,
     TrainConfig,
@@ -228,12 +236,7 @@ class Trainer:
         self.iteration, self.elapsed = state["iteration"], state["elapsed"]
         self.step.reset()
         self.history.load_state_dict(state["history"])
-        saved, with_state = state.get("callbacks", []), stateful(self.callbacks)
-        if saved and len(saved) != len(with_state):
-            raise ValueError(f"checkpoint holds the state of {len(saved)} callback(s), this "
-                             f"trainer has {len(with_state)} with a state_dict")
-        for callback, callback_state in zip(with_state, saved, strict=False):
-            callback.load_state_dict(callback_state)
+        load_states(self.callbacks, state.get("callbacks", []))
 
     @classmethod
     def resume(cls, path: str | Path, config: TrainConfig, **kwargs: Any) -> Trainer:
