@@ -60,9 +60,8 @@ class DivergenceError(RuntimeError):
 
 
 def _on_step(name: str) -> property:
-    """A Trainer attribute that is the reference step's (read and written there)."""
+    """A read-only Trainer attribute that is the reference step's."""
     return property(lambda self: getattr(self.step.reference, name),
-                    lambda self, value: setattr(self.step.reference, name, value),
                     doc=f"The step's ``{name}`` (:class:`~labkit.train.step.ReferenceStep`).")
 
 
