@@ -3,6 +3,7 @@
 
 import importlib.util
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -17,8 +18,10 @@ SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_lsun.py"
 def gpu_lsun():
     spec = importlib.util.spec_from_file_location("gpu_lsun", SCRIPT)
     module = importlib.util.module_from_spec(spec)
+    sys.modules["gpu_lsun"] = module  # so that its LMDB workers find their function by name
     spec.loader.exec_module(module)
-    return module
+    yield module
+    sys.modules.pop("gpu_lsun", None)
 
 
 def test_gpu_benchmark_smoke_mode_runs_every_loop_on_the_cpu(gpu_lsun, tmp_path):
@@ -42,6 +45,29 @@ def test_gpu_benchmark_smoke_mode_runs_every_loop_on_the_cpu(gpu_lsun, tmp_path)
     assert report["projection"]["generator_iterations"] == iters_for_epochs(
         3_033_042 - config["eval_samples"], 25, config["batch_size"], config["n_critic"])
     assert all(goal["met"] is None for goal in report["goals"].values())  # smoke: not judged
+
+
+def test_gpu_benchmark_makes_its_lmdb_in_parallel_and_stops_at_its_time_limit(gpu_lsun, tmp_path):
+    import hashlib
+    import io
+
+    from PIL import Image
+
+    from labkit.lsun import LmdbReader
+
+    assert gpu_lsun.make_lmdb(tmp_path / "all", 300, 16, workers=2) == 300
+    with LmdbReader(tmp_path / "all") as reader:
+        assert len(reader) == 300
+        assert set(reader.keys()) == {hashlib.sha1(f"0-{i}".encode()).hexdigest().encode()
+                                      for i in range(300)}  # make_fake_lmdb's keys
+        for _, value in reader.records(count=5):
+            picture = Image.open(io.BytesIO(value))
+            assert picture.format == "WEBP" and min(picture.size) == 16
+    # out of time at once: it stops at the first whole shard holding at least `minimum`
+    made = gpu_lsun.make_lmdb(tmp_path / "some", 100_000, 16, workers=2, seconds=0, minimum=300)
+    assert made == 2 * gpu_lsun.SHARD
+    with LmdbReader(tmp_path / "some") as reader:
+        assert len(reader) == made
 
 
 def test_study_step_benchmark_reports_consistent_rates():

@@ -1,21 +1,52 @@
 """The fast path (:mod:`labkit.train.fast`) against the plain loop: the same parameters after N
 steps on the same batches, the warm-up schedule, clipping timing, exact resume, and one-line
 errors.
-CPU tests run it eagerly (16 x 16, tiny models); the CUDA-graph variants need a GPU."""
+CPU tests run it eagerly (16 x 16, tiny models); the CUDA-graph variants need a GPU. Tests
+that run on both compare the CPU's eager fast path, and on a GPU its CUDA graphs, with the plain
+loop."""
+
+import os
+import signal
 
 import pytest
 import torch
 
+from labkit import checkpoint
 from labkit.cli import build_parser
 from labkit.datasets import synthetic_images
 from labkit.images import save_cache
 from labkit.train import ReferenceStep, TrainConfig, Trainer, critic_steps, image_config, use_fast
-from labkit.train.fast import DEVICE_HEADROOM, FastStep, choose_placement
+from labkit.train.fast import CAPTURE_WARMUP, DEVICE_HEADROOM, FastStep, choose_placement
 
 HOLDOUT = 16
 TINY = dict(image_size=16, ngf=4, ndf=4, batch_size=8, n_critic=2, critic_warmup=False,
             eval_every=100, eval_samples=HOLDOUT)
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+#: The eager fast path on the CPU, and the CUDA-graph one on a GPU.
+DEVICES = [pytest.param("cpu", id="cpu-eager"), pytest.param("cuda", marks=CUDA, id="cuda-graphs")]
+#: Parameters of two runs doing the same float32 arithmetic in a different order or with
+#: differently fused kernels (foreach and capturable RMSprop, a graph's replay) differ by fp32
+#: round-off: about 1e-7 relative per step, far below 1e-5 after a few hundred steps with
+#: weights clipped to 0.01 (training itself moves them by more than 1e-4).
+FP32_ROUNDOFF = 1e-5
+
+
+@pytest.fixture
+def same_maths():
+    """Full float32 on the GPU while the test runs: no TF32 in matrix products or convolutions
+    (cuDNN allows it by default, which would round the inputs to 10 bits of mantissa), and
+    deterministic cuDNN algorithms chosen without benchmarking, so that two loops doing the same
+    arithmetic differ by fp32 round-off only. The previous settings are restored after."""
+    flags = ((torch.backends.cuda.matmul, "allow_tf32", False),
+             (torch.backends.cudnn, "allow_tf32", False),
+             (torch.backends.cudnn, "deterministic", True),
+             (torch.backends.cudnn, "benchmark", False))
+    saved = [getattr(owner, name) for owner, name, _ in flags]
+    for owner, name, value in flags:
+        setattr(owner, name, value)
+    yield
+    for (owner, name, _), value in zip(flags, saved, strict=True):
+        setattr(owner, name, value)
 
 
 @pytest.fixture(scope="module")
@@ -170,19 +201,20 @@ def test_bad_fast_settings_raise_one_line_errors(cache):
 
 # ------------------------------------------------------------------ CUDA graphs
 @CUDA
+@pytest.mark.usefixtures("same_maths")
 @pytest.mark.parametrize("extra", [{}, {"clip_timing": "before", "lr": 1e-2}])
 def test_cuda_graphs_match_the_plain_loop_on_the_same_batches(cache, extra):
     # Host placement draws from the plain loop's CPU stream, so both see the same batches.
-    torch.backends.cudnn.deterministic = True
     plain = Trainer(tiny(cache, iters=6, device="cuda", fast=False, **extra), progress=False)
     fast = Trainer(tiny(cache, iters=6, device="cuda", fast=True, **extra), progress=False)
     fast.step = FastStep(fast.step.reference, graphs=True, placement="host")
     plain.run()
     fast.run()
-    assert_same_run(plain, fast, atol=1e-5)
+    assert_same_run(plain, fast, atol=FP32_ROUNDOFF)
 
 
 @CUDA
+@pytest.mark.usefixtures("same_maths")
 def test_cuda_graphs_resume_exactly_with_the_images_on_the_gpu(cache, tmp_path):
     ckpt = str(tmp_path / "ckpt.pt")
     whole = Trainer(tiny(cache, iters=4, device="cuda"), progress=False)
@@ -196,3 +228,81 @@ def test_cuda_graphs_resume_exactly_with_the_images_on_the_gpu(cache, tmp_path):
     resumed.run()
     assert max_difference(whole.critic, resumed.critic) <= 1e-6
     assert max(p.abs().max().item() for p in whole.critic.parameters()) <= whole.config.clip
+
+
+def record_draws(step: FastStep) -> list[torch.Tensor]:
+    """Wrap the fast step's image draws so that every real batch drawn is kept (on the CPU), the
+    capture's warm-up draws included."""
+    seen, draw = [], step.images.draw
+
+    def recording(out, generator):
+        seen.append(draw(out, generator).detach().cpu().clone())
+        return out
+
+    step.images.draw = recording
+    return seen
+
+
+@pytest.mark.usefixtures("same_maths")
+@pytest.mark.parametrize("device", DEVICES)
+def test_warmup_iterations_through_the_graphs_match_the_plain_loop(cache, device):
+    # The authors' warm-up: 100 critic steps before each of the first 25 generator iterations.
+    # On a GPU the one captured critic graph is replayed 100 times per iteration. Host placement
+    # draws from the plain loop's CPU stream, so both loops see the same batches.
+    run = dict(iters=3, critic_warmup=True, device=device)
+    plain = Trainer(tiny(cache, fast=False, **run), progress=False)
+    fast = Trainer(tiny(cache, fast=True, **run), progress=False)
+    graphs = device == "cuda"
+    fast.step = FastStep(fast.step.reference, graphs=graphs, placement="host")
+    assert [critic_steps(plain.config, i) for i in range(3)] == [100] * 3
+    batches_plain, batches_fast = record_critic_batches(plain), record_draws(fast.step)
+    plain.run()
+    fast.run()
+    assert len(batches_plain) == 300
+    # before capturing, the graphs' warm-up draws CAPTURE_WARMUP batches, then rewinds the stream
+    warmup = CAPTURE_WARMUP if graphs else 0
+    assert len(batches_fast) == warmup + 300
+    for real_p, real_f in zip(batches_plain, batches_fast[warmup:], strict=True):
+        torch.testing.assert_close(real_f, real_p)  # the same batches (p / 127.5 - 1, rounded)
+    assert max_difference(plain.critic, Trainer(tiny(cache, **run), progress=False).critic) \
+        > 1e-4  # the critic did move
+    assert_same_run(plain, fast, atol=FP32_ROUNDOFF)
+
+
+@pytest.mark.usefixtures("same_maths")
+@pytest.mark.parametrize("device", DEVICES)
+def test_ctrl_c_during_a_fast_run_saves_a_checkpoint_that_resumes_to_the_same_run(cache, tmp_path,
+                                                                                  device):
+    # A real SIGINT while generator iteration 3 runs (on a GPU: between replays of the graphs
+    # captured at iteration 1); the run finishes that step, saves and stops; resumed (graphs
+    # captured again), it ends where the run made in one go ends.
+    ckpt = str(tmp_path / "ckpt.pt")
+    run = dict(iters=6, device=device, fast=True)
+    whole = Trainer(tiny(cache, **run), progress=False)
+    whole.run()
+    stopped = Trainer(tiny(cache, checkpoint=ckpt, **run), progress=False)
+    assert stopped.step.graphs == (device == "cuda")
+    step, draw_noise, sent = stopped.step, stopped.step._draw_noise, []
+
+    def ctrl_c_then_draw():
+        if stopped.iteration == 2 and not sent:  # iteration 3, before its first critic step
+            sent.append(True)
+            os.kill(os.getpid(), signal.SIGINT)
+        draw_noise()
+
+    step._draw_noise = ctrl_c_then_draw
+    stopped.run()
+    assert sent and stopped.interrupted and stopped.iteration == 3
+    assert checkpoint.load(ckpt)["iteration"] == 3
+    resumed = Trainer.resume(ckpt, tiny(cache, checkpoint=ckpt, **run), progress=False)
+    assert resumed.iteration == 3 and resumed.step.graphs == (device == "cuda")
+    resumed.run()
+    assert resumed.iteration == 6 and not resumed.interrupted
+    # the CPU is exact; on a GPU the graphs captured again replay the same kernels, so equal
+    # up to fp32 round-off at most
+    atol = 0 if device == "cpu" else FP32_ROUNDOFF
+    assert max_difference(whole.generator, resumed.generator) <= atol
+    assert max_difference(whole.critic, resumed.critic) <= atol
+    assert [r["iteration"] for r in resumed.history.rows] == list(range(1, 7))
+    for row_w, row_r in zip(whole.history.rows, resumed.history.rows, strict=True):
+        assert row_r["w_estimate"] == pytest.approx(row_w["w_estimate"], rel=1e-4, abs=atol)
