@@ -136,10 +136,10 @@ def main(argv: list[str] | None = None) -> dict:
         tmp.write_text(json.dumps(report) + "\n")
         os.replace(tmp, args.json)
 
-    def on_event(event: str, trainer: Trainer) -> None:
-        if event == "eval":
-            write(trainer)
-            print(f"iteration {trainer.iteration}: SWD {trainer.last_eval[0]['swd']:.1f}, "
+    def on_event(event) -> None:
+        if event.name == "eval":
+            write(event.trainer)
+            print(f"iteration {event.iteration}: SWD {event.evals[0]['swd']:.1f}, "
                   f"{time.perf_counter() - started:.0f} s", flush=True)
 
     trainer = Trainer(config, callbacks=[on_event], progress=False)
