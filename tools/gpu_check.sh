@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU session's device check, in one command of about 7 minutes (issue 10's measurements).
+# The GPU session's device check, in one command of about 7 minutes (issue 17's measurements).
 #
 #   on the device machine, from the repository root, with the wheels of POT and lmdb in .whl/:
 #     bash tools/gpu_check.sh                       # writes its files to $OUT
