@@ -76,7 +76,7 @@ def _check_finite(name: str, v) -> None:
 
 def _largest(v) -> float:
     """max |v| as a Python float (v numpy or torch, non-empty)."""
-    return float(v.abs().max() if isinstance(v, torch.Tensor) else np.abs(v).max())
+    return float(v.detach().abs().max() if isinstance(v, torch.Tensor) else np.abs(v).max())
 
 
 def _check_distances_fit(x, y) -> None:

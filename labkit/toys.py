@@ -96,7 +96,7 @@ def parallel_lines(theta, n: int, generator: torch.Generator | None = None,
     if isinstance(theta, torch.Tensor):  # kept as a tensor so that a gradient flows through it
         if theta.ndim != 0 or not theta.is_floating_point() or not torch.isfinite(theta):
             raise _checks.BadValue("theta", theta, "a finite real scalar")
-        _check_fits({"theta": (theta, abs(float(theta)))}, dtype)
+        _check_fits({"theta": (theta, abs(float(theta.detach())))}, dtype)
         theta = theta.to(dtype)
     else:
         value = _checks.finite_real("theta", theta)

@@ -55,6 +55,7 @@ def test_w1_of_a_translation_is_the_length_of_the_shift():
     np.testing.assert_allclose(vt.grad.numpy(), v / np.linalg.norm(v), atol=1e-12)
 
 
+@pytest.mark.filterwarnings("error")  # notebook 01's gradient in theta, without a torch warning
 @pytest.mark.parametrize("theta", [-1.0, -0.3, 0.0, 0.7])
 def test_w1_between_parallel_lines_is_abs_theta(theta):
     seed = torch.Generator().manual_seed(11)
