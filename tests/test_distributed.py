@@ -53,6 +53,7 @@ RANKS_SCRIPT = textwrap.dedent("""
     if dist.get_rank() == 0:
         json.dump({"max_diff": float((gathered[0] - gathered[1]).abs().max()),
                    "moved": float((flat - flat.new_tensor(0)).abs().sum())}, open(sys.argv[2], "w"))
+    dist.barrier()  # both ranks reach the teardown together (see the commit that added this)
     dist.destroy_process_group()
 """)
 
