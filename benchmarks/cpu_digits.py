@@ -34,11 +34,10 @@ def measure(config: dx.ExperimentConfig, arm: str, cache_path, iters: int) -> di
     trainer.train_step()  # allocators and kernels warm
     start = time.perf_counter()
     for _ in range(iters):
-        trainer.critic_phase(train_config.n_critic)
-        trainer.generator_phase()
+        trainer.step(train_config.n_critic)  # (1) critic x n_critic, (2) generator
     per_iteration = (time.perf_counter() - start) / iters
     start = time.perf_counter()
-    trainer.critic_phase(20)
+    trainer.step.reference.critic_phase(20)
     per_critic_step = (time.perf_counter() - start) / 20
     start = time.perf_counter()
     trainer.evaluate()
