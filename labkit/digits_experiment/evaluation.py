@@ -82,9 +82,8 @@ LEVEL_RULES = {"swd": (0.10, True), "confident": (0.05, False)}
 def _w_curves(trainer, every: int) -> dict[str, list]:
     """The per-iteration estimate (W for WGAN, the JS lower bound for GANs), raw and through
     the paper's median filter of width 101 over all iterations, kept every ``every``-th."""
-    rows = trainer.history.rows
-    its = np.array([r["iteration"] for r in rows])
-    w = np.array([r["w_estimate"] for r in rows], dtype=float)
+    its, w = trainer.history.series("w_estimate")
+    its, w = np.array(its), np.array(w, dtype=float)
     smooth = metrics.median_filter(w, 101) if len(w) else w
     keep = slice(every - 1, None, every)
     return {"iteration": its[keep].tolist(), "raw": w[keep].tolist(),
@@ -92,8 +91,11 @@ def _w_curves(trainer, every: int) -> dict[str, list]:
 
 
 def _eval_curves(trainer) -> dict[str, list]:
-    fields = ("iteration", "swd", "w_estimate_eval", "classes", "confident", "class_kl")
-    return {f: [e[f] for e in trainer.history.evals] for f in fields}
+    """Each evaluation's SWD, critic estimate and class counts, with their iterations."""
+    history = trainer.history
+    return {"iteration": history.series("swd")[0],
+            **{f: history.series(f)[1]
+               for f in ("swd", "w_estimate_eval", "classes", "confident", "class_kl")}}
 
 
 _CLASSIFIERS: dict[str, digits.DigitClassifier] = {}
