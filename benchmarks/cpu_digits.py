@@ -71,7 +71,12 @@ def main() -> None:
                         help="generator iterations of each run in the projection")
     parser.add_argument("--jobs", type=int, default=2)
     args = parser.parse_args()
-    config = dx.ExperimentConfig(width=args.width, iters=args.experiment_iters)
+    snapshots = tuple(i for i in dx.ExperimentConfig.snapshots if i <= args.experiment_iters)
+    try:  # the experiment's own checks (iters a multiple of eval_every, ...) in one line
+        config = dx.ExperimentConfig(width=args.width, iters=args.experiment_iters,
+                                     snapshots=snapshots)
+    except ValueError as error:
+        parser.error(f"--experiment-iters {args.experiment_iters} / --width {args.width}: {error}")
     with tempfile.TemporaryDirectory() as tmp:
         cache = digits.prepare_cache(tmp, config.image_size)
         runs = []
