@@ -313,6 +313,27 @@ def test_callbacks_see_every_event_with_what_it_carries(tmp_path):
     assert [e.path for e in events if e.name == "checkpoint"] == [tmp_path / "c.pt"] * 2
 
 
+def test_callbacks_set_after_construction_are_told_and_a_failed_run_lets_go_of_its_bar(tmp_path):
+    t = Trainer(tiny(iters=4, checkpoint=str(tmp_path / "c.pt"), eval_every=2), progress=False)
+    names = []
+    t.callbacks = (lambda event: names.append(event.name),)  # replaced, and not a list
+    t.run()
+    assert names.count("eval") == 3 and names[-1] == "end"
+
+    def poison(event):
+        if event.name == "eval" and event.iteration == 2:
+            with torch.no_grad():
+                next(event.trainer.generator.parameters()).fill_(math.nan)
+
+    bad = Trainer(tiny(iters=6, eval_every=2), callbacks=[poison], progress=False)
+    with pytest.raises(DivergenceError):
+        bad.run()
+    told = []
+    bad.callbacks = [told.append]
+    bad._emit("checkpoint")  # after the failed run only the callbacks hear, not its closed bar
+    assert [e.name for e in told] == ["checkpoint"] and bad._bar is None
+
+
 def test_history_columns_and_eval_rows():
     t = Trainer(tiny(iters=10), progress=False)
     t.run()

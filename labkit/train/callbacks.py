@@ -14,7 +14,7 @@ import signal
 import statistics
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -66,7 +66,7 @@ class Event:
     name: str
     iteration: int
     trainer: Trainer
-    evals: list[dict[str, Any]] = ()
+    evals: list[dict[str, Any]] = field(default_factory=list)
     grid: torch.Tensor | None = None
     path: Path | None = None
     what: str = ""

@@ -128,7 +128,7 @@ class Trainer:
         self.history = History()
         self.last_eval: list[dict[str, Any]] = []
         self.evaluator = self.data.evaluator(self.device) if self.rank == 0 else None
-        self._listeners: list[Callback] = self.callbacks
+        self._bar: ProgressBar | None = None  # told of events first while run() runs
 
     # ----------------------------------------------------------------- the loop
     def run(self) -> History:
@@ -146,8 +146,7 @@ class Trainer:
         start, pending, times, saved = time.perf_counter() - self.elapsed, [], [], False
         bar = ProgressBar(cfg.iters, self.iteration, self.progress,
                           self.evaluator and self.evaluator.headline)
-        self._listeners = [bar, *self.callbacks]
-        with ctrl_c(self.world, self.device) as interrupt, contextlib.closing(bar):
+        with ctrl_c(self.world, self.device) as interrupt, self._showing(bar):
             if self.iteration == 0 and not self.history.evals and schedule.evaluating:
                 self._evaluate()
             stop = False  # Ctrl-C is looked at before each step and after it
@@ -170,8 +169,17 @@ class Trainer:
                 self.save()
             self.interrupted = stop or interrupt.pressed.is_set()
         self._emit("end")
-        self._listeners = self.callbacks
         return self.history
+
+    @contextlib.contextmanager
+    def _showing(self, bar: ProgressBar):
+        """The bar is told of events inside the block, and closed after it (also on an error)."""
+        self._bar = bar
+        try:
+            yield
+        finally:
+            bar.close()
+            self._bar = None
 
     def train_step(self) -> torch.Tensor:
         """One generator iteration at the current iteration's critic schedule (benchmarks time
@@ -266,7 +274,7 @@ class Trainer:
     def _emit(self, name: str, **carried: Any) -> None:
         """Tell every callback (the progress bar first, during :meth:`run`)."""
         event = Event(name, self.iteration, self, **carried)
-        for callback in self._listeners:
+        for callback in (self._bar, *self.callbacks) if self._bar else self.callbacks:
             callback(event)
 
 
